@@ -1,0 +1,304 @@
+"""OvirtHook: one oVirt engine, reached with the unmodified ovirtsdk4 from an Airflow ``ovirt`` connection.
+
+The connection holds the API URL (host), user (login), password, and in its extras ``ca_file`` (TLS is
+verified by default) and ``insecure`` (never in production). The SDK connection is opened lazily and
+closed by ``close()`` / the context manager, so an operator never leaks an SSO session on the engine.
+
+Methods are thin: one engine concept each, returning SDK types, so operators stay readable and the
+engine's own faults (``ovirtsdk4.Error`` with ``.fault``) reach the task log unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook
+
+if TYPE_CHECKING:
+    import ovirtsdk4
+    import ovirtsdk4.types as otypes
+
+#: Every DR snapshot's description starts with this, then the DAG id and the run id.
+DR_SNAPSHOT_PREFIX = "ovirt-dr"
+#: oVirt audit log code of "OVF_STORE updated" (AuditLogType.UPDATE_OVF_FOR_STORAGE_DOMAIN... user-triggered).
+OVF_UPDATED_EVENT_CODE = 199
+
+
+class OvirtError(RuntimeError):
+    """An engine answer the pipeline cannot accept, with what was asked named."""
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)
+
+
+def dr_snapshot_description(dag_id: str, run_id: str) -> str:
+    """The description that marks a snapshot as this run's: a retry finds and reuses it."""
+    return f"{DR_SNAPSHOT_PREFIX}:{dag_id}:{run_id}"
+
+
+def is_dr_snapshot(description: str | None, dag_id: str) -> bool:
+    """True for any DR snapshot of this DAG (any run): what preflight and merge clean up."""
+    return bool(description) and description.startswith(f"{DR_SNAPSHOT_PREFIX}:{dag_id}:")
+
+
+class OvirtHook(BaseHook):
+    """Talk to one oVirt engine.
+
+    :param ovirt_conn_id: Airflow connection of type ``ovirt``.
+    :param timeout: seconds for each HTTP request of the SDK (0 = no limit).
+    """
+
+    conn_name_attr = "ovirt_conn_id"
+    default_conn_name = "ovirt_default"
+    conn_type = "ovirt"
+    hook_name = "oVirt Engine"
+
+    def __init__(self, ovirt_conn_id: str = default_conn_name, timeout: int = 120) -> None:
+        super().__init__()
+        self.ovirt_conn_id = ovirt_conn_id
+        self.timeout = timeout
+        self._conn: ovirtsdk4.Connection | None = None
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hide the fields an engine connection does not use (the provider info says the same)."""
+        return {
+            "hidden_fields": ["schema", "port", "extra"],
+            "relabeling": {"host": "API URL", "login": "Username"},
+            "placeholders": {
+                "host": "https://engine.example.com/ovirt-engine/api",
+                "login": "admin@internal",
+            },
+        }
+
+    # -- connection ----------------------------------------------------------------------------------
+    def connection_kwargs(self) -> dict[str, Any]:
+        """ovirtsdk4.Connection arguments from the Airflow connection (the password is never logged)."""
+        conn = self.get_connection(self.ovirt_conn_id)
+        extra = conn.extra_dejson or {}
+        host = (conn.host or "").strip()
+        if not host:
+            raise OvirtError(f"connection {self.ovirt_conn_id!r}: the API URL (host) is empty")
+        if host.startswith(("http://", "https://")):
+            url = host
+        else:
+            port = f":{conn.port}" if conn.port else ""
+            url = f"https://{host}{port}/ovirt-engine/api"
+        insecure = _as_bool(extra.get("insecure", False))
+        ca_file = extra.get("ca_file") or None
+        if not insecure and not ca_file:
+            raise OvirtError(
+                f"connection {self.ovirt_conn_id!r}: set extra 'ca_file' to the engine's CA certificate "
+                "(TLS is verified by default; 'insecure' disables it)"
+            )
+        if not conn.login:
+            raise OvirtError(f"connection {self.ovirt_conn_id!r}: the username (login) is empty")
+        return {
+            "url": url,
+            "username": conn.login,
+            "password": conn.password or "",
+            "ca_file": ca_file,
+            "insecure": insecure,
+            "timeout": self.timeout,
+        }
+
+    def get_conn(self) -> ovirtsdk4.Connection:
+        if self._conn is None:
+            import ovirtsdk4
+
+            kwargs = self.connection_kwargs()
+            self.log.info("Connecting to oVirt engine %s as %s", kwargs["url"], kwargs["username"])
+            self._conn = ovirtsdk4.Connection(**kwargs)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close(logout=True)
+            except Exception:  # a failed logout must not mask the task's own outcome
+                self.log.warning("Logout from %s failed", self.ovirt_conn_id, exc_info=True)
+            self._conn = None
+
+    def __enter__(self) -> OvirtHook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Used by the Airflow UI's "Test" button."""
+        try:
+            api = self.system.get()
+            return True, f"Connected to {api.product_info.name} {api.product_info.version.full_version}"
+        except Exception as e:
+            return False, str(e)
+        finally:
+            self.close()
+
+    @cached_property
+    def types(self) -> Any:
+        import ovirtsdk4.types as otypes
+
+        return otypes
+
+    @property
+    def system(self) -> Any:
+        return self.get_conn().system_service()
+
+    # -- storage domains -----------------------------------------------------------------------------
+    def get_storage_domain(self, name: str) -> otypes.StorageDomain:
+        found = self.system.storage_domains_service().list(search=f'name="{name}"')
+        found = [sd for sd in found if sd.name == name]
+        if not found:
+            raise OvirtError(f"storage domain {name!r} does not exist on the engine")
+        return found[0]
+
+    def get_attached_domain(self, sd_id: str) -> tuple[otypes.DataCenter, otypes.StorageDomain]:
+        """The data center a domain is attached to, and the domain as that DC sees it (with its status)."""
+        sd = self.system.storage_domains_service().storage_domain_service(sd_id).get()
+        dcs = sd.data_centers or []
+        if not dcs:
+            raise OvirtError(f"storage domain {sd.name!r} is not attached to a data center")
+        dcs_service = self.system.data_centers_service()
+        dc = dcs_service.data_center_service(dcs[0].id).get()
+        attached = (
+            dcs_service.data_center_service(dc.id).storage_domains_service().storage_domain_service(sd_id)
+        )
+        return dc, attached.get()
+
+    def update_ovf_store(self, sd_id: str) -> None:
+        self.system.storage_domains_service().storage_domain_service(sd_id).update_ovf_store()
+
+    def events_since(self, after_id: int | None = None, max_events: int = 200) -> list[otypes.Event]:
+        """Events newer than ``after_id`` (newest first, as the engine lists them)."""
+        kwargs: dict[str, Any] = {"max": max_events}
+        if after_id is not None:
+            kwargs["from_"] = after_id
+        return [
+            e for e in self.system.events_service().list(**kwargs) if after_id is None or int(e.id) > after_id
+        ]
+
+    def last_event_id(self) -> int:
+        events = self.system.events_service().list(max=1)
+        return int(events[0].id) if events else 0
+
+    def add_event(
+        self,
+        *,
+        description: str,
+        severity: str,
+        custom_id: int,
+        vm_id: str | None = None,
+        sd_id: str | None = None,
+        origin: str = "ovirt-dr",
+    ) -> otypes.Event:
+        t = self.types
+        return self.system.events_service().add(
+            t.Event(
+                description=description,
+                severity=t.LogSeverity(severity),
+                origin=origin,
+                custom_id=custom_id,
+                vm=t.Vm(id=vm_id) if vm_id else None,
+                storage_domain=t.StorageDomain(id=sd_id) if sd_id else None,
+            )
+        )
+
+    # -- VMs and disks -------------------------------------------------------------------------------
+    def vms_on_domain(self, sd_name: str) -> list[otypes.Vm]:
+        vms = self.system.vms_service().list(search=f'storage="{sd_name}"')
+        return sorted(vms, key=lambda v: v.name)
+
+    def vm_disks_on_domain(self, vm_id: str, sd_id: str) -> list[otypes.Disk]:
+        """The VM's disks whose storage domain is ``sd_id`` (a VM can span domains: only these are ours)."""
+        atts = self.system.vms_service().vm_service(vm_id).disk_attachments_service().list(follow="disk")
+        disks = []
+        for att in atts:
+            disk = att.disk
+            if disk is None or disk.storage_domains is None:
+                continue
+            if any(sd.id == sd_id for sd in disk.storage_domains):
+                disks.append(disk)
+        return sorted(disks, key=lambda d: d.id)
+
+    def get_disk(self, disk_id: str) -> otypes.Disk:
+        return self.system.disks_service().disk_service(disk_id).get()
+
+    def freeze(self, vm_id: str) -> None:
+        self.system.vms_service().vm_service(vm_id).freeze_filesystems()
+
+    def thaw(self, vm_id: str) -> None:
+        self.system.vms_service().vm_service(vm_id).thaw_filesystems()
+
+    # -- snapshots -----------------------------------------------------------------------------------
+    def snapshots(self, vm_id: str) -> list[otypes.Snapshot]:
+        return self.system.vms_service().vm_service(vm_id).snapshots_service().list()
+
+    def add_snapshot(self, vm_id: str, description: str, disk_ids: Iterable[str], wait: bool = True) -> Any:
+        """Disk-only snapshot of just these disks (``persist_memorystate=False``).
+
+        With ``wait=False`` returns the SDK future, so many VMs are snapshotted concurrently.
+        """
+        t = self.types
+        snap = t.Snapshot(
+            description=description,
+            persist_memorystate=False,
+            disk_attachments=[t.DiskAttachment(disk=t.Disk(id=d)) for d in disk_ids],
+        )
+        service = self.system.vms_service().vm_service(vm_id).snapshots_service()
+        return service.add(snap, wait=wait)
+
+    def get_snapshot(self, vm_id: str, snapshot_id: str) -> otypes.Snapshot | None:
+        import ovirtsdk4
+
+        service = (
+            self.system.vms_service().vm_service(vm_id).snapshots_service().snapshot_service(snapshot_id)
+        )
+        try:
+            return service.get()
+        except ovirtsdk4.NotFoundError:
+            return None
+
+    def snapshot_disks(self, vm_id: str, snapshot_id: str) -> list[otypes.Disk]:
+        service = (
+            self.system.vms_service().vm_service(vm_id).snapshots_service().snapshot_service(snapshot_id)
+        )
+        return service.disks_service().list()
+
+    def remove_snapshot(self, vm_id: str, snapshot_id: str) -> None:
+        """Start the live merge (the engine answers at once; the snapshot is gone when GET gives 404)."""
+        service = (
+            self.system.vms_service().vm_service(vm_id).snapshots_service().snapshot_service(snapshot_id)
+        )
+        service.remove()
+
+    def wait_snapshot(
+        self, vm_id: str, snapshot_id: str, timeout: float, poll: float = 1.0
+    ) -> otypes.Snapshot:
+        """Wait until the snapshot is ``ok``; fail fast when the engine marks it failed or it vanishes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            snap = self.get_snapshot(vm_id, snapshot_id)
+            if snap is None:
+                raise OvirtError(f"snapshot {snapshot_id} of VM {vm_id} disappeared while being created")
+            status = snap.snapshot_status.value if snap.snapshot_status else None
+            if status == "ok":
+                return snap
+            if status not in (None, "locked", "in_preview"):
+                raise OvirtError(f"snapshot {snapshot_id} of VM {vm_id} ended {status}")
+            if time.monotonic() > deadline:
+                raise OvirtError(f"snapshot {snapshot_id} of VM {vm_id} still {status} after {timeout:.0f}s")
+            time.sleep(poll)
+
+    def wait_snapshot_gone(self, vm_id: str, snapshot_id: str, timeout: float, poll: float = 1.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.get_snapshot(vm_id, snapshot_id) is not None:
+            if time.monotonic() > deadline:
+                raise OvirtError(f"snapshot {snapshot_id} of VM {vm_id} still present after {timeout:.0f}s")
+            time.sleep(poll)

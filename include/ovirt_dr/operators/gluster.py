@@ -1,0 +1,378 @@
+"""Operators of the sync pipeline that act on Gluster nodes over SSH.
+
+The product reaches Gluster only through ``gluster`` and file commands run over SSH on a node, as a
+real deployment does (geo-replication sessions are not in the oVirt API). Volumes are mounted under
+``mount_root`` on the node for the duration of one task and unmounted afterwards, so nothing is left
+mounted between runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from ovirt_dr.gluster import GeoRepSession
+from ovirt_dr.hooks.gluster import GlusterGeoRepHook
+from ovirt_dr.replica import (
+    NULL_UUID,
+    UUID_RE,
+    DomainFiles,
+    ReplicaError,
+    ovf_disks,
+    set_meta_key,
+    walk_chain,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class GeoRepError(RuntimeError):
+    """The geo-replication session is not in a state this step can work with."""
+
+
+class _GlusterOperator(BaseOperator):
+    """Shared plumbing: the session, a lazily created hook on ``ssh_conn_id``, closed whatever happens."""
+
+    def __init__(
+        self,
+        *,
+        ssh_conn_id: str,
+        master_volume: str,
+        slave_host: str,
+        slave_volume: str,
+        slave_user: str = "root",
+        mount_root: str = "/run/ovirt-dr/mnt",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.ssh_conn_id = ssh_conn_id
+        self.session = GeoRepSession(master_volume, slave_host, slave_volume, slave_user)
+        self.mount_root = mount_root.rstrip("/")
+
+    @cached_property
+    def hook(self) -> GlusterGeoRepHook:
+        return GlusterGeoRepHook(ssh_conn_id=self.ssh_conn_id)
+
+    def execute(self, context: Context) -> Any:
+        try:
+            return self.run(context)
+        finally:
+            self.hook.close()
+
+    def run(self, context: Context) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @contextmanager
+    def mounted(
+        self, hook: GlusterGeoRepHook, host: str, volume: str, read_only: bool = False
+    ) -> Iterator[str]:
+        """Mount ``host:/volume`` at ``<mount_root>/<volume>`` on the node for the block, then unmount.
+
+        A mount that was already there (an operator killed half-way) is reused and then unmounted too.
+        """
+        mountpoint = f"{self.mount_root}/{volume}"
+        if not hook.is_mounted(mountpoint):
+            hook.mount(volume, host, mountpoint, read_only=read_only)
+        try:
+            yield mountpoint
+        finally:
+            try:
+                hook.umount(mountpoint)
+            except Exception:
+                self.log.warning("Could not unmount %s on the node", mountpoint, exc_info=True)
+
+
+class GlusterGeoRepPreflightOperator(_GlusterOperator):
+    """The geo-replication session exists and is not Faulty (a Faulty session never completes a checkpoint).
+
+    Returns the session's workers as seen now, for the log and the report.
+    """
+
+    def run(self, context: Context) -> dict[str, Any]:
+        status = self.hook.status(self.session)
+        if not status.workers:
+            raise GeoRepError(
+                f"geo-replication {self.session.master_volume} -> {self.session.slave} has no workers"
+            )
+        faulty = status.faulty_workers
+        if faulty:
+            raise GeoRepError(
+                f"geo-replication {self.session.master_volume} -> {self.session.slave} is Faulty on "
+                f"{[w.primary_node + ':' + w.primary_brick for w in faulty]}: fix the session first "
+                "(see the gsyncd log on those nodes)"
+            )
+        self.log.info("Geo-replication: %s", status.progress_summary())
+        return {"workers": [{"node": w.primary_node, "status": w.status} for w in status.workers]}
+
+
+class GlusterGeoRepCheckpointOperator(_GlusterOperator):
+    """Set a checkpoint, make a change after it, and start the session.
+
+    A checkpoint completes only when something changes after it is set (reference/gluster-lab.md), so the
+    master volume's root is touched (mounted here for a moment). ``start`` on a started session is fine.
+    Returns ``{"epoch", "label"}``: the label is the node-local time exactly as ``status detail`` will
+    show it, which is what the sensor matches, so a stale checkpoint of an earlier run never counts.
+
+    :param master_mount_host: the Gluster server the node mounts the master volume from.
+    """
+
+    def __init__(self, *, master_mount_host: str = "localhost", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.master_mount_host = master_mount_host
+
+    def run(self, context: Context) -> dict[str, Any]:
+        hook = self.hook
+        checkpoint = hook.set_checkpoint(self.session)
+        self.log.info("Checkpoint set at %s (epoch %d)", checkpoint.label, checkpoint.epoch)
+        with self.mounted(hook, self.master_mount_host, self.session.master_volume) as mnt:
+            hook.touch(mnt)
+            hook.touch(f"{mnt}/.ovirt-dr-checkpoint")
+        started = hook.start(self.session)
+        self.log.info("Geo-replication %s", "started" if started else "was already running")
+        return {"epoch": checkpoint.epoch, "label": checkpoint.label}
+
+
+class GlusterGeoRepStopOperator(_GlusterOperator):
+    """Stop the session, so the replica is quiet while this run cleans and audits it. Idempotent."""
+
+    def run(self, context: Context) -> dict[str, Any]:
+        stopped = self.hook.stop(self.session)
+        self.log.info("Geo-replication %s", "stopped" if stopped else "was already stopped")
+        return {"stopped": stopped}
+
+
+class GlusterReplicaCleanupOperator(_GlusterOperator):
+    """On the replica, delete this run's overlay volumes and make each frozen base the leaf again.
+
+    After it the replica holds exactly the chain the OVF_STORE describes, which is what the secondary
+    engine will open. Volume files of a disk that are not on its frozen chain (overlays of earlier failed
+    runs that geo-replication copied and never deletes) go too: only UUID-named volume files inside the
+    image directories of disks this run snapshotted, never anything else.
+
+    :param slave_ssh_conn_id: is ``ssh_conn_id`` here: the slave node.
+    :param sd_id: storage domain id (templated, from preflight).
+    :param snapshots: the snapshot step's result (templated XComArg).
+    """
+
+    template_fields: Sequence[str] = ("sd_id", "snapshots")
+
+    def __init__(self, *, sd_id: str, snapshots: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sd_id = sd_id
+        self.snapshots = snapshots
+
+    def run(self, context: Context) -> dict[str, Any]:
+        if not UUID_RE.match(str(self.sd_id)):
+            raise ReplicaError(f"storage domain id {self.sd_id!r} is not a UUID")
+        disks = [d for vm in (self.snapshots or {}).get("vms", []) for d in vm["disks"]]
+        hook = self.hook
+        removed: list[str] = []
+        relinked = 0
+        with self.mounted(hook, self.session.slave_host, self.session.slave_volume) as mnt:
+            files = DomainFiles(hook, f"{mnt}/{self.sd_id}")
+            images = files.images(d["disk_id"] for d in disks)
+            for d in disks:
+                image = images[d["disk_id"]]
+                base = d["base_volume"]
+                if base not in image.metas:
+                    raise ReplicaError(
+                        f"disk {d['disk_id']}: frozen base volume {base} is not on the replica "
+                        "(geo-replication did not deliver it)"
+                    )
+                keep = set(walk_chain(image.metas, base))
+                doomed = []
+                for name in image.sizes:
+                    vol = name.split(".", 1)[0]
+                    if UUID_RE.match(vol) and vol not in keep:
+                        doomed.append(files.path(d["disk_id"], name))
+                if doomed:
+                    self.log.info(
+                        "disk %s: removing %s", d["disk_id"], [p.rsplit("/", 1)[-1] for p in doomed]
+                    )
+                files.remove(doomed)
+                removed.extend(doomed)
+                if image.metas[base].get("VOLTYPE") != "LEAF":
+                    text = set_meta_key(image.raw_metas[base], "VOLTYPE", "LEAF")
+                    hook.write_file(files.path(d["disk_id"], f"{base}.meta"), text.encode())
+                    relinked += 1
+        self.log.info(
+            "Replica cleanup: %d file(s) removed, %d base volume(s) made leaf again", len(removed), relinked
+        )
+        return {"removed": len(removed), "relinked": relinked}
+
+
+class GlusterReplicaAuditOperator(_GlusterOperator):
+    """Prove the replica is importable and holds the frozen data: a completed checkpoint does not.
+
+    For every VM and template in the replica's newest OVF_STORE: each disk's whole volume chain is there
+    (volume, ``.meta``, ``.lease``), the leaf is ``LEAF``, every qcow2 volume passes ``qemu-img check``.
+    For the disks this run froze, the OVF must name the frozen base (else the OVF_STORE is stale), and
+    every volume of that chain must equal the master's, which is still frozen under the DR snapshot: full
+    SHA-256 by default, or seeded sampled blocks (``audit_mode="sampled"``). Any mismatch fails the run.
+
+    Returns the recovery point (the checkpoint time) and what was checked; also records it as an asset
+    event (``outlets``) for the dashboard and the failover preflight.
+
+    :param ssh_conn_id: the slave node; :param master_ssh_conn_id: the master node.
+    """
+
+    template_fields: Sequence[str] = ("sd_id", "snapshots", "checkpoint")
+
+    def __init__(
+        self,
+        *,
+        master_ssh_conn_id: str,
+        sd_id: str,
+        snapshots: Any,
+        checkpoint: Any,
+        master_mount_host: str = "localhost",
+        audit_mode: str = "full",
+        sample_blocks: int = 64,
+        block_size: int = 1024 * 1024,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if audit_mode not in ("full", "sampled"):
+            raise ValueError(f"audit_mode must be 'full' or 'sampled', got {audit_mode!r}")
+        self.master_ssh_conn_id = master_ssh_conn_id
+        self.sd_id = sd_id
+        self.snapshots = snapshots
+        self.checkpoint = checkpoint
+        self.master_mount_host = master_mount_host
+        self.audit_mode = audit_mode
+        self.sample_blocks = sample_blocks
+        self.block_size = block_size
+
+    @cached_property
+    def master_hook(self) -> GlusterGeoRepHook:
+        return GlusterGeoRepHook(ssh_conn_id=self.master_ssh_conn_id)
+
+    def execute(self, context: Context) -> Any:
+        try:
+            return super().execute(context)
+        finally:
+            self.master_hook.close()
+
+    def run(self, context: Context) -> dict[str, Any]:
+        t0 = time.monotonic()
+        frozen = {
+            d["disk_id"]: d["base_volume"]
+            for vm in (self.snapshots or {}).get("vms", [])
+            for d in vm["disks"]
+        }
+        problems: list[str] = []
+        with self.mounted(
+            self.hook, self.session.slave_host, self.session.slave_volume, read_only=True
+        ) as smnt:
+            replica = DomainFiles(self.hook, f"{smnt}/{self.sd_id}")
+            store_image, store_vol, store_desc = replica.newest_ovf_store()
+            ovfs = replica.ovfs(store_image, store_vol)
+            self.log.info(
+                "Replica OVF_STORE %s/%s (last updated %s): %d OVF(s)",
+                store_image,
+                store_vol,
+                store_desc.get("Last Updated"),
+                len(ovfs),
+            )
+            refs: list[tuple[str, str, str]] = []  # (entity name, image, leaf)
+            for ovf in ovfs.values():
+                _, name, disks = ovf_disks(ovf)
+                refs.extend((name, image, vol) for image, vol in disks)
+            images = replica.images({image for _, image, _ in refs})
+            chains: dict[tuple[str, str], list[str]] = {}
+            to_check: list[str] = []
+            for name, image, leaf in refs:
+                files = images[image]
+                try:
+                    chain = walk_chain(files.metas, leaf)
+                except ReplicaError as e:
+                    problems.append(f"{name}: disk {image}: {e}")
+                    continue
+                for vol in chain:
+                    for suffix in ("", ".meta", ".lease"):
+                        if vol + suffix not in files.sizes:
+                            problems.append(f"{name}: disk {image}: {vol}{suffix} missing on the replica")
+                    if files.metas[vol].get("FORMAT") == "COW":
+                        to_check.append(replica.path(image, vol))
+                if files.metas[leaf].get("VOLTYPE") != "LEAF":
+                    problems.append(
+                        f"{name}: disk {image}: leaf {leaf} is {files.metas[leaf].get('VOLTYPE')}, not LEAF"
+                    )
+                if image in frozen and frozen[image] != leaf:
+                    problems.append(
+                        f"{name}: disk {image}: OVF_STORE names {leaf} but this run froze {frozen[image]} (stale OVF_STORE)"
+                    )
+                chains[(name, image)] = chain
+            for path, (rc, out) in replica.qemu_check(to_check).items():
+                if rc not in (0, 3):
+                    problems.append(
+                        f"qemu-img check {path.rsplit('/', 3)[-3:]} failed (rc {rc}): {out[-300:]}"
+                    )
+            compare = sorted(
+                {(image, vol) for (_, image), chain in chains.items() if image in frozen for vol in chain}
+            )
+            replica_paths = [replica.path(i, v) for i, v in compare]
+            with self.mounted(
+                self.master_hook, self.master_mount_host, self.session.master_volume, read_only=True
+            ) as mmnt:
+                master = DomainFiles(self.master_hook, f"{mmnt}/{self.sd_id}")
+                master_paths = [master.path(i, v) for i, v in compare]
+                if self.audit_mode == "full":
+                    r_sum, m_sum = replica.sha256(replica_paths), master.sha256(master_paths)
+                    bytes_checked = sum(images[i].sizes.get(v, 0) for i, v in compare)
+                    r_dig = [r_sum.get(p) for p in replica_paths]
+                    m_dig = [m_sum.get(p) for p in master_paths]
+                else:
+                    seed = str(
+                        self.checkpoint.get("epoch") if isinstance(self.checkpoint, dict) else self.checkpoint
+                    )
+                    r_s = replica.sampled_digest(replica_paths, self.block_size, self.sample_blocks, seed)
+                    m_s = master.sampled_digest(master_paths, self.block_size, self.sample_blocks, seed)
+                    bytes_checked = sum(v["bytes"] for v in r_s.values())
+                    r_dig = [r_s.get(p, {}).get("digest") for p in replica_paths]
+                    m_dig = [m_s.get(p, {}).get("digest") for p in master_paths]
+            for (image, vol), r, m in zip(compare, r_dig, m_dig, strict=True):
+                if r is None or r != m:
+                    problems.append(
+                        f"disk {image}: volume {vol} differs from the master's frozen copy ({self.audit_mode})"
+                    )
+        if problems:
+            for p in problems:
+                self.log.error("Replica audit: %s", p)
+            raise ReplicaError(f"replica audit found {len(problems)} problem(s); first: {problems[0]}")
+        cp = self.checkpoint or {}
+        recovery_point = (
+            datetime.fromtimestamp(int(cp["epoch"]), tz=UTC).isoformat() if cp.get("epoch") else None
+        )
+        result = {
+            "recovery_point": recovery_point,
+            "checkpoint_label": cp.get("label"),
+            "vms": len(ovfs),
+            "volumes": len(compare),
+            "qemu_checked": len(to_check),
+            "bytes_checked": bytes_checked,
+            "mode": self.audit_mode,
+            "seconds": round(time.monotonic() - t0, 3),
+        }
+        self.log.info("Replica audit passed: %s", result)
+        for outlet in self.outlets or []:
+            context["outlet_events"][outlet].extra = result
+        return result
+
+
+__all__ = [
+    "GeoRepError",
+    "GlusterGeoRepCheckpointOperator",
+    "GlusterGeoRepPreflightOperator",
+    "GlusterGeoRepStopOperator",
+    "GlusterReplicaAuditOperator",
+    "GlusterReplicaCleanupOperator",
+    "NULL_UUID",
+]

@@ -1,0 +1,277 @@
+"""Factory of the sync DAGs: one DAG per (storage domain, geo-replication target) pair of the config.
+
+A DAG file calls ``build_sync_dags(config_path, globals())`` and nothing else. Pairs are built in sorted
+order; with a parsing context (a task run) only that task's DAG is built. A bad pair does not stop the
+others: it becomes a placeholder whose validation fails, which Airflow records as an import error of the
+DAG file naming the pair and the field, while the good pairs' DAGs still load (``OVIRT_DR_STRICT=1``
+raises at once instead, for CI of a config repository).
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import DAG, Asset, TriggerRule, get_parsing_context
+
+from ovirt_dr.config import STRICT_ENV, PairConfig, PairError, SiteConfig, load_sync_config
+
+SYNC_TAGS = ["ovirt-dr", "sync"]
+
+
+def recovery_point_asset(pair: PairConfig) -> Asset:
+    """The asset whose events carry a pair's recovery points (read by the dashboard and the failover)."""
+    return Asset(
+        name=f"ovirt_dr_recovery_point__{pair.storage_domain}__{pair.target}",
+        uri=f"ovirt-dr://{pair.storage_domain}/{pair.target}",
+        group="ovirt-dr",
+    )
+
+
+def pool_name(pair: PairConfig) -> str:
+    """One pool slot per master volume: two pairs never drive the same geo-rep session at once."""
+    return f"ovirt_dr_georep__{pair.master_volume}"
+
+
+class ConfigErrorDag(DAG):
+    """Stands for the config's bad pairs: its validation raises, so the DagBag records an import error.
+
+    The DagBag bags the other DAGs of the file and reports this error against the file, which is how the
+    UI shows "pair X: field Y: ..." while every good pair keeps running.
+    """
+
+    def __init__(self, errors: list[PairError], path: Path) -> None:
+        super().__init__(dag_id="dr_sync__config_errors", schedule=None, tags=SYNC_TAGS)
+        self._pair_errors = errors
+        self._config_path = path
+
+    def validate(self) -> None:
+        lines = "\n".join(f"  - {e}" for e in self._pair_errors)
+        raise ValueError(
+            f"ovirt-dr config {self._config_path}: {len(self._pair_errors)} pair(s) not built:\n{lines}"
+        )
+
+
+def _doc_md(pair: PairConfig, site: SiteConfig) -> str:
+    groups = "; ".join(" → ".join(g) for g in pair.consistency_groups) or "none"
+    return textwrap.dedent(
+        f"""\
+        ### DR sync of `{pair.storage_domain}` → `{pair.slave_host}::{pair.slave_volume}` ({pair.target})
+
+        Each run leaves a crash-consistent, importable copy of every VM disk of storage domain
+        **{pair.storage_domain}** on the secondary Gluster volume **{pair.slave_volume}**, and records the
+        recovery point (the geo-replication checkpoint time).
+
+        | | |
+        |---|---|
+        | engine connection | `{site.ovirt_conn_id}` |
+        | master volume / node | `{pair.master_volume}` via `{pair.gluster_ssh_conn_id}` |
+        | slave | `{pair.slave_user}@{pair.slave_host}::{pair.slave_volume}` via `{pair.slave_ssh_conn_id}` |
+        | schedule / RPO | `{pair.schedule}` / {pair.rpo} (deadline alert mails {", ".join(pair.alert_emails) or "nobody"}) |
+        | consistency groups | {groups} |
+        | excluded VMs | {", ".join(pair.exclude_vms) or "none"} |
+        | audit | {pair.audit.mode} |
+
+        Steps: preflight (engine, geo-rep) → OVF_STORE update → snapshots (groups frozen in order) →
+        checkpoint + start → deferrable wait → stop → replica overlay cleanup → replica audit →
+        merge (always) → oVirt event (fails the run if any step failed).
+        """
+    )
+
+
+def _callbacks(pair: PairConfig) -> tuple[Any, Any]:
+    """(deadline alert, failure notifier) mailing the pair's recipients, or (None, None) without any."""
+    if not pair.alert_emails:
+        return None, None
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+
+    deadline = DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=pair.rpo,
+        callback=AsyncCallback(
+            SmtpNotifier,
+            kwargs={
+                "to": pair.alert_emails,
+                "smtp_conn_id": pair.smtp_conn_id,
+                "subject": f"[ovirt-dr] RPO missed: {pair.storage_domain} → {pair.target}: no recovery point "
+                f"for more than {pair.rpo} (run {{{{ dag_run.run_id }}}})",
+                "html_content": f"<p>The DR sync run {{{{ dag_run.run_id }}}} of storage domain "
+                f"<b>{pair.storage_domain}</b> to <b>{pair.slave_host}::{pair.slave_volume}</b> was queued at "
+                f"{{{{ dag_run.queued_at }}}} and has not finished within the RPO of {pair.rpo}: the newest "
+                "recovery point is older than the RPO allows.</p>",
+            },
+        ),
+    )
+    failure = SmtpNotifier(
+        to=pair.alert_emails,
+        smtp_conn_id=pair.smtp_conn_id,
+        subject=f"[ovirt-dr] DR sync FAILED: {pair.storage_domain} → {pair.target} ({{{{ dag_run.run_id }}}})",
+        html_content=f"<p>DR sync of <b>{pair.storage_domain}</b> to <b>{pair.slave_host}::{pair.slave_volume}</b>"
+        " failed: {{ reason }}.</p><p>Run {{ dag_run.run_id }}. Open the run in Airflow for the failed step's log; "
+        "DR snapshots were merged by the run's merge step.</p>",
+    )
+    return deadline, failure
+
+
+def build_sync_dag(pair: PairConfig, site: SiteConfig) -> DAG:
+    """One pair's DAG (see DESIGN.md "One sync run")."""
+    from ovirt_dr.operators.gluster import (
+        GlusterGeoRepCheckpointOperator,
+        GlusterGeoRepPreflightOperator,
+        GlusterGeoRepStopOperator,
+        GlusterReplicaAuditOperator,
+        GlusterReplicaCleanupOperator,
+    )
+    from ovirt_dr.operators.ovirt import (
+        OvirtMergeSnapshotsOperator,
+        OvirtSnapshotVmsOperator,
+        OvirtSyncPreflightOperator,
+        OvirtSyncReportOperator,
+        OvirtUpdateOvfStoreOperator,
+    )
+    from ovirt_dr.sensors.gluster import GlusterGeoRepCheckpointSensor
+
+    deadline, failure = _callbacks(pair)
+    session = {
+        "master_volume": pair.master_volume,
+        "slave_host": pair.slave_host,
+        "slave_volume": pair.slave_volume,
+        "slave_user": pair.slave_user,
+    }
+    gluster = {**session, "mount_root": pair.mount_root}
+    pool = pool_name(pair)
+    dag = DAG(
+        dag_id=pair.dag_id,
+        schedule=pair.schedule,
+        start_date=None,
+        catchup=False,
+        max_active_runs=1,
+        tags=[*SYNC_TAGS, f"domain:{pair.storage_domain}", f"target:{pair.target}", *pair.tags],
+        doc_md=_doc_md(pair, site),
+        description=f"DR sync {pair.label}",
+        default_args={
+            "owner": pair.owner,
+            "retries": pair.retries,
+            "retry_delay": timedelta(seconds=30),
+            "retry_exponential_backoff": True,
+            "max_retry_delay": timedelta(minutes=10),
+        },
+        deadline=deadline,
+        on_failure_callback=failure,
+    )
+    with dag:
+        preflight = OvirtSyncPreflightOperator(
+            task_id="preflight_engine",
+            ovirt_conn_id=site.ovirt_conn_id,
+            storage_domain=pair.storage_domain,
+            master_volume=pair.master_volume,
+            merge_timeout_s=pair.merge_timeout.total_seconds(),
+            multiple_outputs=True,
+        )
+        preflight_georep = GlusterGeoRepPreflightOperator(
+            task_id="preflight_georep", ssh_conn_id=pair.gluster_ssh_conn_id, **gluster
+        )
+        ovf = OvirtUpdateOvfStoreOperator(
+            task_id="update_ovf_store",
+            ovirt_conn_id=site.ovirt_conn_id,
+            sd_id=preflight.output["sd_id"],
+            timeout_s=pair.ovf_timeout.total_seconds(),
+        )
+        snapshot = OvirtSnapshotVmsOperator(
+            task_id="snapshot_vms",
+            ovirt_conn_id=site.ovirt_conn_id,
+            storage_domain=pair.storage_domain,
+            sd_id=preflight.output["sd_id"],
+            consistency_groups=pair.consistency_groups,
+            exclude_vms=pair.exclude_vms,
+            concurrency=pair.snapshot_concurrency,
+            timeout_s=pair.snapshot_timeout.total_seconds(),
+            execution_timeout=pair.snapshot_timeout * 2,
+        )
+        checkpoint = GlusterGeoRepCheckpointOperator(
+            task_id="checkpoint_and_start", ssh_conn_id=pair.gluster_ssh_conn_id, pool=pool, **gluster
+        )
+        wait = GlusterGeoRepCheckpointSensor(
+            task_id="wait_for_checkpoint",
+            ssh_conn_id=pair.gluster_ssh_conn_id,
+            checkpoint=checkpoint.output,
+            checkpoint_timeout=pair.checkpoint_timeout,
+            faulty_grace=pair.faulty_grace,
+            poll_interval=pair.poll_interval,
+            pool=pool,
+            retries=0,
+            **session,
+        )
+        stop = GlusterGeoRepStopOperator(
+            task_id="stop_georep",
+            ssh_conn_id=pair.gluster_ssh_conn_id,
+            trigger_rule=TriggerRule.ALL_DONE,
+            pool=pool,
+            **gluster,
+        )
+        cleanup = GlusterReplicaCleanupOperator(
+            task_id="cleanup_replica",
+            ssh_conn_id=pair.slave_ssh_conn_id,
+            sd_id=preflight.output["sd_id"],
+            snapshots=snapshot.output,
+            **gluster,
+        )
+        audit = GlusterReplicaAuditOperator(
+            task_id="audit_replica",
+            ssh_conn_id=pair.slave_ssh_conn_id,
+            master_ssh_conn_id=pair.gluster_ssh_conn_id,
+            sd_id=preflight.output["sd_id"],
+            snapshots=snapshot.output,
+            checkpoint=checkpoint.output,
+            audit_mode=pair.audit.mode,
+            sample_blocks=pair.audit.sample_blocks,
+            block_size=pair.audit.block_size_kib * 1024,
+            outlets=[recovery_point_asset(pair)],
+            **gluster,
+        )
+        merge = OvirtMergeSnapshotsOperator(
+            task_id="merge_snapshots",
+            ovirt_conn_id=site.ovirt_conn_id,
+            storage_domain=pair.storage_domain,
+            timeout_s=pair.merge_timeout.total_seconds(),
+            trigger_rule=TriggerRule.ALL_DONE,
+        )
+        report = OvirtSyncReportOperator(
+            task_id="report",
+            ovirt_conn_id=site.ovirt_conn_id,
+            sd_id="{{ ti.xcom_pull(task_ids='preflight_engine', key='sd_id') or '' }}",
+            pair_label=pair.label,
+            trigger_rule=TriggerRule.ALL_DONE,
+            retries=1,
+        )
+        [preflight, preflight_georep] >> ovf >> snapshot >> checkpoint >> wait >> stop >> cleanup >> audit
+        audit >> merge >> report
+        snapshot >> merge
+    return dag
+
+
+def build_sync_dags(config_path: str | Path, namespace: dict[str, Any]) -> list[DAG]:
+    """Build every pair's DAG into ``namespace`` (the DAG file's globals); return them.
+
+    With a parsing context naming one DAG (a task about to run), only that DAG is built, which keeps task
+    start-up fast with hundreds of pairs.
+    """
+    config = load_sync_config(config_path)
+    strict = os.environ.get(STRICT_ENV, "").lower() in ("1", "true", "yes")
+    if config.errors and strict:
+        raise ValueError("; ".join(str(e) for e in config.errors))
+    wanted = get_parsing_context().dag_id
+    dags = []
+    for pair in config.pairs:
+        if wanted and wanted != pair.dag_id:
+            continue
+        dag = build_sync_dag(pair, config.site_of(pair))
+        namespace[pair.dag_id] = dag
+        dags.append(dag)
+    if config.errors and not wanted:
+        namespace["dr_sync__config_errors"] = ConfigErrorDag(config.errors, config.path)
+    return dags
