@@ -1,0 +1,61 @@
+"""Pure Gluster code of the product: name validation, command building, output parsing, typed errors.
+
+No I/O here, so the SSH hook (``ovirt_dr.hooks.gluster``) and the triggerer's async polling share one
+tested implementation: ``build_georep_cmd`` + ``shlex.join`` to send, ``parse_georep_status`` to read.
+"""
+
+from __future__ import annotations
+
+from ovirt_dr.gluster.commands import GeoRepSession, build_georep_cmd, build_volume_cmd
+from ovirt_dr.gluster.errors import (
+    AlreadyStarted,
+    CommandTimeout,
+    GlusterCommandError,
+    GlusterOutputError,
+    NotStarted,
+    SessionNotFound,
+    classify_error,
+    xml_op_error,
+)
+from ovirt_dr.gluster.names import (
+    validate_host,
+    validate_remote_path,
+    validate_user,
+    validate_volume_name,
+)
+from ovirt_dr.gluster.status import (
+    TIME_FORMAT,
+    GeoRepStatus,
+    GeoRepWorker,
+    VolumeInfo,
+    format_time,
+    parse_georep_status,
+    parse_time,
+    parse_volume_info,
+)
+
+__all__ = [
+    "TIME_FORMAT",
+    "AlreadyStarted",
+    "CommandTimeout",
+    "GeoRepSession",
+    "GeoRepStatus",
+    "GeoRepWorker",
+    "GlusterCommandError",
+    "GlusterOutputError",
+    "NotStarted",
+    "SessionNotFound",
+    "VolumeInfo",
+    "build_georep_cmd",
+    "build_volume_cmd",
+    "classify_error",
+    "format_time",
+    "parse_georep_status",
+    "parse_time",
+    "parse_volume_info",
+    "validate_host",
+    "validate_remote_path",
+    "validate_user",
+    "validate_volume_name",
+    "xml_op_error",
+]
