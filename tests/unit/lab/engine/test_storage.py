@@ -216,7 +216,8 @@ def test_snapshot_chain_meta_and_backing_file(domain: DomainStorage, tmp_path: P
     assert domain.check_chain(img) == []
     # the relative backing file keeps the chain valid when the domain is seen at another mount (replica)
     moved = tmp_path / "replica"
-    shutil.copytree(domain.root, moved)
+    shutil.copytree(domain.dom_md, moved / domain.sd_id / "dom_md")
+    shutil.copytree(domain.image_dir(img), moved / domain.sd_id / "images" / img)  # OVF_STOREs not needed
     replica = DomainStorage.open(moved, domain.sd_id)
     assert replica.check_chain(img) == []
     assert replica.disk_sha256(img) == domain.disk_sha256(img)
