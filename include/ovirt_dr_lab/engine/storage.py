@@ -242,6 +242,7 @@ class DomainStorage:
 
     _locks: dict[str, threading.RLock] = {}
     _locks_guard = threading.Lock()
+    _ovf_store_cache: dict[str, list[tuple[str, str]]] = {}
 
     def __init__(self, root: Path, sd_id: str, name: str, remote_path: str, role: str = "Regular") -> None:
         self.root = Path(root)
@@ -802,8 +803,8 @@ class DomainStorage:
 
     # ---- OVF_STORE ------------------------------------------------------------------------------
 
-    def _ovf_stores(self) -> list[tuple[str, str, dict]]:
-        """``(image_id, volume_id, DESCRIPTION json)`` of every OVF_STORE volume in the domain."""
+    def _scan_ovf_stores(self) -> list[tuple[str, str]]:
+        """Find OVF_STORE volumes by their DESCRIPTION (``"Disk Description": "OVF_STORE"``)."""
         stores = []
         if not self.images.is_dir():
             return stores
@@ -812,12 +813,38 @@ class DomainStorage:
                 continue
             for vol in self.volume_ids(image_dir.name):
                 try:
-                    meta = self.read_meta(image_dir.name, vol)
-                    desc = json.loads(meta.get("DESCRIPTION") or "{}")
+                    desc = json.loads(self.read_meta(image_dir.name, vol).get("DESCRIPTION") or "{}")
                 except (StorageError, json.JSONDecodeError):
                     continue
                 if isinstance(desc, dict) and desc.get("Disk Description") == OVF_STORE_DESCRIPTION:
-                    stores.append((image_dir.name, vol, desc))
+                    stores.append((image_dir.name, vol))
+        return stores
+
+    def _ovf_store_volumes(self) -> list[tuple[str, str]]:
+        """``(image_id, volume_id)`` of the OVF_STORE volumes; cached per domain path.
+
+        Scanning means reading every image's ``.meta``, slow on a FUSE mount with hundreds of disks,
+        and ``image_ids`` needs it on every call; the stores of a domain do not change once made.
+        """
+        key = str(self.path)
+        cached = self._ovf_store_cache.get(key)
+        if cached and all(self._meta_path(i, v).exists() for i, v in cached):
+            return list(cached)
+        stores = self._scan_ovf_stores()
+        if stores:
+            self._ovf_store_cache[key] = list(stores)
+        return stores
+
+    def _ovf_stores(self) -> list[tuple[str, str, dict]]:
+        """``(image_id, volume_id, DESCRIPTION json)`` of every OVF_STORE volume in the domain."""
+        stores = []
+        for image_id, vol in self._ovf_store_volumes():
+            try:
+                desc = json.loads(self.read_meta(image_id, vol).get("DESCRIPTION") or "{}")
+            except (StorageError, json.JSONDecodeError):
+                continue
+            if isinstance(desc, dict):
+                stores.append((image_id, vol, desc))
         return stores
 
     def ovf_store_image_ids(self) -> list[str]:

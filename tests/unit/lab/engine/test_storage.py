@@ -333,6 +333,14 @@ def test_check_chain_catches_damage(domain: DomainStorage) -> None:
         fh.write(b"\xff" * 65536 * 3)
     assert any("qemu-img check" in p or "unreadable" in p for p in domain.check_chain(img))
 
+    img, base, top = fresh()  # a partly copied overlay (replication stopped mid-file)
+    for i in range(4):
+        domain.guest_write(img, top, i * MIB, 65536, 9)
+    path = domain.volume_path(img, top)
+    with open(path, "r+b") as fh:
+        fh.truncate(path.stat().st_size // 2)
+    assert any("qemu-img check" in p for p in domain.check_chain(img))
+
     img, base, top = fresh()
     meta = domain.read_meta(img, top)
     domain.write_meta(img, top, {**meta, "PUUID": _uuid()})
