@@ -6,6 +6,7 @@ The argv is sent with ``shlex.join`` (one quoted word per argument), but every n
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ovirt_dr.gluster.names import is_ipv6, validate_host, validate_user, validate_volume_name
@@ -18,6 +19,8 @@ XML = "--xml"
 # Sub-commands of ``volume geo-replication`` and the words they may take. Anything else is refused: the
 # builder is for the pipeline's commands, not a general gluster shell.
 _GEOREP_ACTIONS = {"create", "start", "stop", "pause", "resume", "config", "status", "delete"}
+# Values of ``config OPTION VALUE``: words, numbers, times ("2016-10-25 15:30:45"), paths. No shell syntax.
+_CONFIG_VALUE_RE = re.compile(r"[A-Za-z0-9_.:,/@+ -]+")
 _FLAG_WORDS = {"force", "detail", "push-pem", "no-verify", "reset-sync-time"}
 
 
@@ -108,9 +111,10 @@ def _config_words(words: list[str]) -> list[str]:
             raise ValueError(f"geo-replication config option {option!r} is not a valid option name")
     if len(words) == 2:
         value = words[1]
-        if not value or not all(c.isascii() and c.isprintable() for c in value) or value.startswith("-"):
+        if not _CONFIG_VALUE_RE.fullmatch(value) or value.startswith("-"):
             raise ValueError(
-                f"geo-replication config value {value!r} must be printable ASCII, not starting with '-'"
+                f"geo-replication config value {value!r} may hold only ASCII letters, digits, spaces and "
+                "'_.:,/@+-', and must not start with '-'"
             )
     return list(words)
 

@@ -20,7 +20,7 @@ _NOT_FOUND = re.compile(
     r"No active geo-replication sessions|session between .+ does not exist|Session does not exist", re.I
 )
 _NOT_STARTED = re.compile(
-    r"not started|is not running|session is not active|session between .+ not active", re.I
+    r"not (?:been )?started|is not running|session is not active|session between .+ not active", re.I
 )
 # ``status --xml`` of a missing session: rc 2, nothing but this line on stdout (fixture status-xml-no-session.txt).
 _BARE_FAILURE = "geo-replication command failed"
