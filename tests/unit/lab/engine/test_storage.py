@@ -233,6 +233,10 @@ def test_guest_writes_land_in_the_right_volume(domain: DomainStorage) -> None:
     domain.guest_write(img, top, 32768, 65536, 0x22)
     before = expected_content(SIZE, [(0, 65536, 0x11)])
     after = expected_content(SIZE, [(0, 65536, 0x11), (32768, 65536, 0x22)])
+    assert domain.read_range(img, 32000, 2000) == after[32000:34000]
+    assert domain.read_range(img, 32000, 2000, volume_id=base) == before[32000:34000]
+    assert domain.read_range(img, 0, 100) == after[:100]
+    assert domain.read_range(img, SIZE - 1000, 1000) == after[-1000:]
     assert domain.read_disk(img, base) == before  # the snapshot's point in time is frozen
     assert domain.read_disk(img) == after
     assert domain.read_disk(img, top) == after
