@@ -8,7 +8,8 @@ an ``ovf:Envelope`` (namespace ``http://schemas.dmtf.org/ovf/envelope/1/``) with
 - ``Section xsi:type="ovf:DiskSection_Type"`` with ``Disk ovf:diskId=<volume> ovf:fileRef="<image>/<volume>"``
   and the disk's ``volume-format``, ``disk-interface``, ``boot``, ``disk-alias``,
 - ``Content xsi:type="ovf:VirtualSystem_Type"`` with ``Name``, ``ClusterName``, ``AutoStartup`` (HA),
-  ``Priority``, ``TemplateId``, an ``OperatingSystemSection_Type`` whose ``ovf:id`` is the entity id, a
+  ``Priority``, ``TemplateId``, an ``OperatingSystemSection_Type`` whose ``ovf:id`` is the entity id (the
+  engine takes an OVF for a template when ``TemplateId`` equals that id), a
   ``VirtualHardwareSection_Type`` with rasd Items (CPU ResourceType 3, memory 4 in MB, NIC 10 with
   network and vNIC profile name, disk 17 with ``StorageId``), and the affinity group / label sections.
 
@@ -290,9 +291,11 @@ def parse_ovf(xml: str) -> dict:
     sections = {_xsi_type(s): s for s in content.iterfind("Section")}
     ossec = sections.get("ovf:OperatingSystemSection_Type")
     hw = sections.get("ovf:VirtualHardwareSection_Type")
-    kind = "template" if content.find("TemplateType") is not None else "vm"
     template_id = _text(content, "TemplateId") or None
     entity_id = ossec.get(_o("id")) if ossec is not None else None
+    # the engine's rule (OvfParser.isTemplate): a template's TemplateId is its own id, the OS section's
+    is_template = template_id is not None and template_id == entity_id
+    kind = "template" if is_template or content.find("TemplateType") is not None else "vm"
     if kind == "template":
         entity_id = entity_id or template_id
         template_id = None

@@ -80,7 +80,14 @@ def test_round_trip_template_and_minimal_vm() -> None:
         affinity_groups=[],
         affinity_labels=[],
     )
-    assert parse_ovf(build_ovf(template)) == template
+    xml = build_ovf(template)
+    assert parse_ovf(xml) == template
+    # the engine's test for a template: Content/TemplateId equals the OS section's ovf:id
+    root = ET.fromstring(xml)
+    os_section = next(
+        s for s in root.find("Content").findall("Section") if "OperatingSystem" in s.get(f"{{{XSI_NS}}}type")
+    )
+    assert root.find("Content").findtext("TemplateId") == os_section.get(f"{{{OVF_NS}}}id") == template["id"]
     bare = _vm(nics=[], disks=[], affinity_groups=[], affinity_labels=[], template_id=None, description="")
     assert parse_ovf(build_ovf(bare)) == bare
 
