@@ -39,7 +39,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ovirt_dr.gluster.names import validate_host, validate_user, validate_volume
+from ovirt_dr.gluster.names import validate_host, validate_user, validate_volume_name
 
 CONFIG_ENV = "OVIRT_DR_CONFIG"
 STRICT_ENV = "OVIRT_DR_STRICT"
@@ -137,7 +137,7 @@ class PairConfig(_Model):
     @field_validator("master_volume", "slave_volume")
     @classmethod
     def _volume(cls, v: str) -> str:
-        return validate_volume(v)
+        return validate_volume_name(v)
 
     @field_validator("slave_host")
     @classmethod

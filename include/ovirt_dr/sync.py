@@ -1,10 +1,14 @@
 """Factory of the sync DAGs: one DAG per (storage domain, geo-replication target) pair of the config.
 
 A DAG file calls ``build_sync_dags(config_path, globals())`` and nothing else. Pairs are built in sorted
-order; with a parsing context (a task run) only that task's DAG is built. A bad pair does not stop the
-others: it becomes a placeholder whose validation fails, which Airflow records as an import error of the
-DAG file naming the pair and the field, while the good pairs' DAGs still load (``OVIRT_DR_STRICT=1``
-raises at once instead, for CI of a config repository).
+order; with a parsing context (a task run) only that task's DAG is built.
+
+A bad pair does not stop the others. Its error is raised by a second, DAG-less file
+(``dags/dr_sync_config_check.py`` calling ``check_sync_config``), so Airflow shows it as that file's
+import error, naming the pair and the field, while this file builds every good pair. (An import error on
+the file that defines the DAGs would not do: Airflow's dag-processor marks every DAG of a file with an
+import error as stale, which would stop all pairs.) ``OVIRT_DR_STRICT=1`` makes the DAG file itself fail
+instead, for CI of a config repository.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, TriggerRule, get_parsing_context
 
-from ovirt_dr.config import STRICT_ENV, PairConfig, PairError, SiteConfig, load_sync_config
+from ovirt_dr.config import STRICT_ENV, PairConfig, SiteConfig, load_sync_config
 
 SYNC_TAGS = ["ovirt-dr", "sync"]
 
@@ -34,25 +38,6 @@ def recovery_point_asset(pair: PairConfig) -> Asset:
 def pool_name(pair: PairConfig) -> str:
     """One pool slot per master volume: two pairs never drive the same geo-rep session at once."""
     return f"ovirt_dr_georep__{pair.master_volume}"
-
-
-class ConfigErrorDag(DAG):
-    """Stands for the config's bad pairs: its validation raises, so the DagBag records an import error.
-
-    The DagBag bags the other DAGs of the file and reports this error against the file, which is how the
-    UI shows "pair X: field Y: ..." while every good pair keeps running.
-    """
-
-    def __init__(self, errors: list[PairError], path: Path) -> None:
-        super().__init__(dag_id="dr_sync__config_errors", schedule=None, tags=SYNC_TAGS)
-        self._pair_errors = errors
-        self._config_path = path
-
-    def validate(self) -> None:
-        lines = "\n".join(f"  - {e}" for e in self._pair_errors)
-        raise ValueError(
-            f"ovirt-dr config {self._config_path}: {len(self._pair_errors)} pair(s) not built:\n{lines}"
-        )
 
 
 def _doc_md(pair: PairConfig, site: SiteConfig) -> str:
@@ -272,6 +257,18 @@ def build_sync_dags(config_path: str | Path, namespace: dict[str, Any]) -> list[
         dag = build_sync_dag(pair, config.site_of(pair))
         namespace[pair.dag_id] = dag
         dags.append(dag)
-    if config.errors and not wanted:
-        namespace["dr_sync__config_errors"] = ConfigErrorDag(config.errors, config.path)
     return dags
+
+
+class SyncConfigError(ValueError):
+    """The config's bad pairs, one line each, naming the pair and the field."""
+
+
+def check_sync_config(config_path: str | Path) -> None:
+    """Raise ``SyncConfigError`` listing every bad pair; silent when all pairs are good."""
+    config = load_sync_config(config_path)
+    if config.errors:
+        lines = "\n".join(f"  - {e}" for e in config.errors)
+        raise SyncConfigError(
+            f"ovirt-dr config {config.path}: {len(config.errors)} pair(s) not built:\n{lines}"
+        )
