@@ -11,7 +11,9 @@ an ``ovf:Envelope`` (namespace ``http://schemas.dmtf.org/ovf/envelope/1/``) with
   ``Priority``, ``TemplateId``, an ``OperatingSystemSection_Type`` whose ``ovf:id`` is the entity id (the
   engine takes an OVF for a template when ``TemplateId`` equals that id), a
   ``VirtualHardwareSection_Type`` with rasd Items (CPU ResourceType 3, memory 4 in MB, NIC 10 with
-  network and vNIC profile name, disk 17 with ``StorageId``), and the affinity group / label sections.
+  ``Connection`` = network and ``OtherResourceType`` = vNIC profile name, disk 17 with ``StorageId``),
+  and the affinity group / label sections. Element and attribute names follow ``OvfWriter`` /
+  ``OvfOvirtWriter`` of ovirt-engine; device details the DR flow does not use are left out.
 
 Entity dict (the API layer's view; :func:`parse_ovf` returns the same shape):
 ``{"id", "name", "kind": "vm"|"template", "cluster", "memory" (bytes, whole MiB), "cpus", "description",
@@ -26,6 +28,7 @@ the round trip (the engine ignores unknown attributes).
 
 from __future__ import annotations
 
+import uuid
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
@@ -51,6 +54,11 @@ _INTERFACES = {
     "spapr_vscsi": "SPAPR_VSCSI",
 }
 _INTERFACES_BACK = {v: k for k, v in _INTERFACES.items()}
+# OvfWriter.getVolumeImageFormat
+_FORMAT_URI = {
+    "RAW": "http://www.vmware.com/specifications/vmdk.html#sparse",
+    "COW": "http://www.gnome.org/~markmc/qcow-image-format.html",
+}
 
 
 class OvfError(ValueError):
@@ -107,8 +115,10 @@ def build_ovf(entity: dict) -> str:
             **{
                 _o("href"): href,
                 _o("id"): disk["volume_id"],
+                # the engine writes the allocated size here; the lab writes the virtual size in bytes
+                # so that a disk size that is not whole GiB survives the round trip
                 _o("size"): str(int(disk.get("size") or 0)),
-                _o("description"): disk.get("alias") or "",
+                _o("description"): disk.get("description") or "",
                 _o("disk_storage_type"): "IMAGE",
                 _o("cinder_volume_type"): "",
             },
@@ -126,12 +136,12 @@ def build_ovf(entity: dict) -> str:
         fmt = (disk.get("format") or "cow").upper()
         attrs = {
             _o("diskId"): disk["volume_id"],
-            _o("size"): str(max(1, -(-size // GIB))),
-            _o("actual_size"): str(max(1, -(-size // GIB))),
+            _o("size"): str(size // GIB),  # whole GiB, rounded down, as OvfOvirtWriter.bytesToGigabyte
+            _o("actual_size"): str(size // GIB),
             _o("vm_snapshot_id"): snapshot_id,
             _o("parentRef"): "",
             _o("fileRef"): f"{disk['image_id']}/{disk['volume_id']}",
-            _o("format"): "http://www.vmware.com/specifications/vmdk.html#sparse",
+            _o("format"): _FORMAT_URI.get(fmt, ""),
             _o("volume-format"): fmt,
             _o("volume-type"): "Sparse",
             _o("disk-interface"): _INTERFACES.get(
@@ -168,12 +178,19 @@ def build_ovf(entity: dict) -> str:
             "TemplateName",
             entity.get("template_name") or ("Blank" if template_id == BLANK_UUID else ""),
         )
-    _sub(content, "IsStateless", "false")
-    _sub(content, "AutoStartup", _bool(entity.get("ha")))
-    _sub(content, "Priority", int(entity.get("priority") or 0))
-    _sub(content, "ClusterName", entity.get("cluster") or "")
+    _sub(content, "DeleteProtected", "false")
+    _sub(content, "TimeZone", "")
+    _sub(content, "default_boot_sequence", 0)
+    _sub(content, "Generation", 1)
+    _sub(content, "ClusterCompatibilityVersion", entity.get("compatibility_version") or "4.7")
     _sub(content, "VmType", "1")
     _sub(content, "MinAllocatedMem", memory_mb)
+    _sub(content, "IsStateless", "false")
+    _sub(content, "IsRunAndPause", "false")
+    _sub(content, "AutoStartup", _bool(entity.get("ha")))
+    _sub(content, "Priority", int(entity.get("priority") or 0))
+    _sub(content, "MaxMemorySizeMb", memory_mb * 4)
+    _sub(content, "ClusterName", entity.get("cluster") or "")
 
     ossec = _sub(
         content,
@@ -188,7 +205,7 @@ def build_ovf(entity: dict) -> str:
     _sub(ossec, "Description", entity.get("os") or "other")
 
     hw = _sub(content, "Section", **{f"{{{XSI_NS}}}type": "ovf:VirtualHardwareSection_Type"})
-    _sub(hw, "Info", f"{cpus} CPU, {memory_mb} Memeory")  # sic: the engine's spelling
+    _sub(hw, "Info", f"{cpus} CPU, {memory_mb} Memory")
     system = _sub(hw, "System")
     _sub(system, f"{{{VSSD_NS}}}VirtualSystemType", f"ENGINE {OVF_VERSION}")
     cpu = _sub(hw, "Item")
@@ -210,7 +227,7 @@ def build_ovf(entity: dict) -> str:
     _sub(mem, _r("VirtualQuantity"), memory_mb)
     for index, disk in enumerate(disks, start=1):
         item = _sub(hw, "Item")
-        _sub(item, _r("Caption"), f"Drive {index}")
+        _sub(item, _r("Caption"), disk.get("alias") or f"Drive {index}")
         _sub(item, _r("InstanceId"), disk["volume_id"])
         _sub(item, _r("ResourceType"), 17)
         _sub(item, _r("HostResource"), f"{disk['image_id']}/{disk['volume_id']}")
@@ -221,6 +238,7 @@ def build_ovf(entity: dict) -> str:
         _sub(item, _r("StoragePoolId"), entity.get("data_center_id") or BLANK_UUID)
         _sub(item, _r("CreationDate"), now)
         _sub(item, _r("LastModified"), now)
+        _sub(item, _r("last_modified_date"), now)
         _sub(item, "Type", "disk")
         _sub(item, "Device", "disk")
         _sub(item, _r("Address"), "")
@@ -232,11 +250,14 @@ def build_ovf(entity: dict) -> str:
         item = _sub(hw, "Item")
         network = nic.get("network") or ""
         _sub(item, _r("Caption"), f"Ethernet adapter on {network}")
-        _sub(item, _r("InstanceId"), nic.get("id") or BLANK_UUID)
+        _sub(
+            item,
+            _r("InstanceId"),
+            nic.get("id") or str(uuid.uuid5(uuid.UUID(entity_id), nic.get("name") or "")),
+        )
         _sub(item, _r("ResourceType"), 10)
-        _sub(item, _r("OtherResourceType"), network)
-        _sub(item, _r("ResourceSubType"), 3)
-        _sub(item, _r("VnicProfileName"), nic.get("vnic_profile") or "")
+        _sub(item, _r("OtherResourceType"), nic.get("vnic_profile") or "")  # the vNIC profile name
+        _sub(item, _r("ResourceSubType"), 3)  # VmInterfaceType pv (virtio)
         _sub(item, _r("Connection"), network)
         _sub(item, _r("Linked"), "true")
         _sub(item, _r("Name"), nic.get("name") or "")
@@ -250,6 +271,11 @@ def build_ovf(entity: dict) -> str:
         _sub(item, "IsPlugged", "true")
         _sub(item, "IsReadOnly", "false")
         _sub(item, "Alias", "")
+    usb = _sub(hw, "Item")
+    _sub(usb, _r("Caption"), "USB Controller")
+    _sub(usb, _r("InstanceId"), 3)
+    _sub(usb, _r("ResourceType"), 23)
+    _sub(usb, _r("UsbPolicy"), "DISABLED")
 
     groups = entity.get("affinity_groups") or []
     if groups:
@@ -320,7 +346,7 @@ def parse_ovf(xml: str) -> dict:
                 {
                     "name": _text(item, _r("Name")),
                     "network": _text(item, _r("Connection")),
-                    "vnic_profile": _text(item, _r("VnicProfileName")),
+                    "vnic_profile": _text(item, _r("OtherResourceType")),
                     "mac": _text(item, _r("MACAddress")),
                 }
             )
@@ -345,6 +371,8 @@ def parse_ovf(xml: str) -> dict:
                 "interface": _INTERFACES_BACK.get(iface, iface),
             }
         )
+        if disk.get(_o("disk-description")):
+            disks[-1]["description"] = disk.get(_o("disk-description"))
 
     def names(section_type: str, tag: str) -> list[str]:
         sec = sections.get(section_type)

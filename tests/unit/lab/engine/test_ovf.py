@@ -92,9 +92,10 @@ def test_round_trip_template_and_minimal_vm() -> None:
     assert parse_ovf(build_ovf(bare)) == bare
 
 
-def test_disk_id_distinct_from_image_id_survives() -> None:
+def test_disk_id_distinct_from_image_id_and_description_survive() -> None:
     vm = _vm()
     vm["disks"][0]["disk_id"] = "99999999-9999-9999-9999-999999999999"
+    vm["disks"][1]["description"] = "scratch space"
     assert parse_ovf(build_ovf(vm)) == vm
 
 
@@ -119,6 +120,7 @@ def test_engine_shape() -> None:
     assert d0.get(f"{o}disk-interface") == "VirtIO_SCSI"
     assert d0.get(f"{o}boot") == "true"
     assert d0.get(f"{o}size") == "10"  # GiB, as the engine writes it
+    assert d0.get(f"{o}format") == "http://www.gnome.org/~markmc/qcow-image-format.html"
     content = root.find("Content")
     assert content.get(f"{{{XSI_NS}}}type") == "ovf:VirtualSystem_Type"
     assert content.findtext("Name") == "web-01"
@@ -131,7 +133,10 @@ def test_engine_shape() -> None:
         if s.get(f"{{{XSI_NS}}}type") == "ovf:VirtualHardwareSection_Type"
     ]
     types = [i.findtext(f"{{{RASD_NS}}}ResourceType") for i in items[0].findall("Item")]
-    assert types == ["3", "4", "17", "17", "10", "10"]
+    assert types == ["3", "4", "17", "17", "10", "10", "23"]
+    nic2 = items[0].findall("Item")[5]
+    assert nic2.findtext(f"{{{RASD_NS}}}OtherResourceType") == "storage-jumbo"  # vNIC profile
+    assert nic2.findtext(f"{{{RASD_NS}}}Connection") == "storage"  # network
     mem = items[0].findall("Item")[1]
     assert mem.findtext(f"{{{RASD_NS}}}VirtualQuantity") == "2048"
     assert build_ovf(vm).startswith("<?xml version='1.0' encoding='UTF-8'?>")
