@@ -327,7 +327,7 @@ class DomainStorage:
                         fh.truncate(size)
             md_path = self.dom_md / "metadata"
             if not md_path.exists():
-                self._write_atomic(md_path, format_domain_metadata(self.domain_metadata()))
+                self._write_in_place(md_path, format_domain_metadata(self.domain_metadata()))
             for n in (1, 2):
                 image_id = str(uuid.uuid5(uuid.UUID(self.sd_id), f"ovf-store-{n}-image"))
                 volume_id = str(uuid.uuid5(uuid.UUID(self.sd_id), f"ovf-store-{n}-volume"))
@@ -360,7 +360,7 @@ class DomainStorage:
     def write_metadata(self, md: dict[str, str]) -> None:
         """Rewrite ``dom_md/metadata`` (e.g. ``ROLE`` or ``POOL_UUID`` at attach), resealed."""
         with self._domain_lock():
-            self._write_atomic(self.dom_md / "metadata", format_domain_metadata(md))
+            self._write_in_place(self.dom_md / "metadata", format_domain_metadata(md))
 
     @classmethod
     def open(cls, root: Path, sd_id: str) -> DomainStorage:
@@ -405,7 +405,7 @@ class DomainStorage:
     def write_meta(self, image_id: str, volume_id: str, meta: dict[str, str]) -> None:
         """Write a ``.meta`` file in vdsm's format (sorted lines, ``EOF``, at most 512 bytes)."""
         meta = {key: str(value) for key, value in meta.items()}
-        self._write_atomic(self._meta_path(image_id, volume_id), format_volume_meta(meta))
+        self._write_in_place(self._meta_path(image_id, volume_id), format_volume_meta(meta))
 
     def _update_meta(self, image_id: str, volume_id: str, **changes: str) -> None:
         meta = self.read_meta(image_id, volume_id)
@@ -413,14 +413,23 @@ class DomainStorage:
         self.write_meta(image_id, volume_id, meta)
 
     @staticmethod
-    def _write_atomic(path: Path, text: str) -> None:
-        """Write via a temp file and rename, so a reader (or geo-rep) never sees half a file."""
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+    def _write_in_place(path: Path, text: str) -> None:
+        """Overwrite a metadata file in place, as vdsm does, never by rename.
+
+        In place keeps the file's Gluster gfid: geo-replication in xsync mode (the lab's, see
+        reference/gluster-lab.md) does not propagate renames, and a file recreated under the same
+        name with a new gfid meets a gfid conflict on the secondary. The new text is written first and
+        the file truncated after, so a concurrent reader sees either the old text or the new text
+        followed by stale bytes after ``EOF`` (which the ``.meta`` parser ignores).
+        """
+        data = text.encode("utf-8")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o660)
+        try:
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, len(data))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     # ---- volumes --------------------------------------------------------------------------------
 

@@ -187,6 +187,23 @@ def test_create_volume_meta_and_seed_content(domain: DomainStorage) -> None:
         domain.create_volume(img, vol, SIZE)
 
 
+def test_metadata_rewritten_in_place(domain: DomainStorage) -> None:
+    # same inode (on Gluster: same gfid), because xsync geo-replication does not propagate renames
+    img, base, top = _uuid(), _uuid(), _uuid()
+    domain.create_volume(img, base, SIZE, description="a much longer description than later")
+    meta_path = domain.image_dir(img) / f"{base}.meta"
+    inode = meta_path.stat().st_ino
+    domain.snapshot_volume(img, base, top)
+    domain.write_meta(img, base, {**domain.read_meta(img, base), "DESCRIPTION": ""})
+    assert meta_path.stat().st_ino == inode
+    assert meta_path.read_text().endswith("VOLTYPE=INTERNAL\nEOF\n")
+    md_path = domain.dom_md / "metadata"
+    inode = md_path.stat().st_ino
+    domain.write_metadata({**domain.read_metadata(), "ROLE": "Master"})
+    assert md_path.stat().st_ino == inode
+    assert domain.read_metadata()["ROLE"] == "Master"
+
+
 def test_write_meta_refuses_oversize(domain: DomainStorage) -> None:
     img, vol = _uuid(), _uuid()
     domain.create_volume(img, vol, SIZE)
