@@ -10,6 +10,7 @@ from ovirt_dr.gluster.commands import GeoRepSession, build_georep_cmd, build_vol
 from ovirt_dr.gluster.errors import (
     AlreadyStarted,
     CommandTimeout,
+    GlusterBusy,
     GlusterCommandError,
     GlusterOutputError,
     NotStarted,
@@ -41,6 +42,7 @@ __all__ = [
     "GeoRepSession",
     "GeoRepStatus",
     "GeoRepWorker",
+    "GlusterBusy",
     "GlusterCommandError",
     "GlusterOutputError",
     "NotStarted",

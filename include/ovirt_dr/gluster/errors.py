@@ -22,6 +22,10 @@ _NOT_FOUND = re.compile(
 _NOT_STARTED = re.compile(
     r"not (?:been )?started|is not running|session is not active|session between .+ not active", re.I
 )
+# glusterd's cluster-wide lock is held by another command: nothing was done, the same command can be retried.
+_BUSY = re.compile(
+    r"Another transaction is in progress|Locking failed on|another transaction could be in progress", re.I
+)
 # ``status --xml`` of a missing session: rc 2, nothing but this line on stdout (fixture status-xml-no-session.txt).
 _BARE_FAILURE = "geo-replication command failed"
 
@@ -85,6 +89,12 @@ class NotStarted(GlusterCommandError):
     """An operation that needs a running session, on a session that is not running."""
 
 
+class GlusterBusy(GlusterCommandError):
+    """glusterd refused the command because another one holds its lock ("Another transaction is in progress
+    for VOL. Please try again after some time."): nothing was done, and the same command may be retried.
+    Seen in the lab when two clients drive one session at once."""
+
+
 class CommandTimeout(GlusterCommandError, TimeoutError):
     """The command did not finish within its time limit (it was abandoned; it may still run on the node)."""
 
@@ -116,7 +126,7 @@ def classify_error(
     Knows the real messages of GlusterFS 10 (and the older wording): ``already started`` (plain rc 1, or
     ``--xml`` rc 0 with opRet -1 / opErrno 30800), a missing session (``No active geo-replication sessions
     between ...``, ``... does not exist``, and ``status --xml``'s bare rc 2), and a session that is not
-    running. Returns (does not raise) so the caller decides; anything unknown is a plain GlusterCommandError.
+    running; glusterd's lock held by another command (``GlusterBusy``, retryable). Returns (does not raise) so the caller decides; anything unknown is a plain GlusterCommandError.
     """
     stdout = stdout or ""
     stderr = stderr or ""
@@ -124,6 +134,8 @@ def classify_error(
     if op is not None and op[0] != 0:
         op_ret, op_errno, op_errstr = op
         text = op_errstr
+        if _BUSY.search(text):
+            return GlusterBusy(cmd, rc, stdout, stderr or op_errstr, reason=f"opRet {op_ret}")
         if op_errno == OPERRNO_ALREADY_STARTED or _ALREADY_STARTED.search(text):
             return AlreadyStarted(
                 cmd, rc, stdout, stderr or op_errstr, reason=f"opRet {op_ret} opErrno {op_errno}"
@@ -136,6 +148,8 @@ def classify_error(
             cmd, rc, stdout, stderr or op_errstr, reason=f"opRet {op_ret} opErrno {op_errno}"
         )
     text = f"{stderr}\n{stdout}"
+    if _BUSY.search(text):
+        return GlusterBusy(cmd, rc, stdout, stderr)
     if _ALREADY_STARTED.search(text):
         return AlreadyStarted(cmd, rc, stdout, stderr)
     if _NOT_FOUND.search(text):

@@ -35,6 +35,7 @@ from ovirt_dr.gluster import (
     CommandTimeout,
     GeoRepSession,
     GeoRepStatus,
+    GlusterBusy,
     GlusterCommandError,
     GlusterOutputError,
     NotStarted,
@@ -54,6 +55,8 @@ if TYPE_CHECKING:
 
 #: Paths per command for rm / sha256sum: far below ARG_MAX, and a failure names a small batch.
 _BATCH = 200
+#: Seconds to wait for EOF after the exit status when no more output arrives.
+_EOF_GRACE = 5.0
 _SHA_LINE = re.compile(r"^\\?([0-9a-f]{64}) [ *](.*)$")
 
 
@@ -93,6 +96,10 @@ class GlusterGeoRepHook(BaseHook):
     :param cmd_timeout: seconds a command may take (None: no limit). Status polls take ~1-1.5 s; ``start``
         and ``stop`` a few seconds.
     """
+
+    #: Waits between retries of a gluster command refused with "Another transaction is in progress"
+    #: (glusterd's cluster lock, held by any other gluster command on the cluster for a second or so).
+    busy_delays: tuple[float, ...] = (1, 2, 4, 8)
 
     conn_name_attr = "ssh_conn_id"
     default_conn_name = "ssh_default"
@@ -157,6 +164,7 @@ class GlusterGeoRepHook(BaseHook):
             out, err = bytearray(), bytearray()
             deadline = None if timeout is None else started + timeout
             delay = 0.001
+            last_data = time.monotonic()
             while True:
                 got = False
                 while chan.recv_ready():
@@ -165,10 +173,15 @@ class GlusterGeoRepHook(BaseHook):
                 while chan.recv_stderr_ready():
                     err += chan.recv_stderr(1 << 16)
                     got = True
-                # paramiko handles messages in order: once the exit status is in, all output before it is too.
+                now = time.monotonic()
+                if got:
+                    last_data = now
+                # sshd may send the exit status before the last of the output (window-limited): the output
+                # is complete only at EOF. A server that never sends EOF gets _EOF_GRACE s of silence.
                 if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
-                    break
-                if deadline is not None and time.monotonic() > deadline:
+                    if chan.eof_received or chan.closed or now - last_data > _EOF_GRACE:
+                        break
+                if deadline is not None and now > deadline:
                     raise CommandTimeout(
                         argv,
                         -1,
@@ -201,11 +214,28 @@ class GlusterGeoRepHook(BaseHook):
         """
         if isinstance(argv, str | bytes) or not argv or not all(isinstance(a, str) for a in argv):
             raise ValueError(f"argv must be a non-empty list of strings, got {argv!r}")
-        rc, out, err = self._exec(list(argv), None, self.cmd_timeout if timeout is None else timeout)
-        result = CommandResult(rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
-        if check and rc != 0:
-            raise classify_error(rc, result.stdout, result.stderr, list(argv))
+        argv = list(argv)
+        for attempt, delay in enumerate((*self.busy_delays, None)):
+            rc, out, err = self._exec(argv, None, self.cmd_timeout if timeout is None else timeout)
+            result = CommandResult(rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+            if delay is None or argv[0] != "gluster" or not self._busy(result, argv):
+                break
+            self.log.warning(
+                "glusterd is busy with another command (attempt %d): retrying in %g s", attempt + 1, delay
+            )
+            time.sleep(delay)
+        if check and result.rc != 0:
+            raise classify_error(result.rc, result.stdout, result.stderr, argv)
         return result
+
+    @staticmethod
+    def _busy(result: CommandResult, argv: list[str]) -> bool:
+        """True if glusterd refused the command because another holds its lock (then nothing was done)."""
+        if result.rc == 0:
+            op = xml_op_error(result.stdout)
+            if op is None or op[0] == 0:
+                return False
+        return isinstance(classify_error(result.rc, result.stdout, result.stderr, argv), GlusterBusy)
 
     # -- geo-replication -----------------------------------------------------------------------------
     def status(self, session: GeoRepSession) -> GeoRepStatus:

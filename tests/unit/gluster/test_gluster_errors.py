@@ -10,6 +10,7 @@ from ovirt_dr.gluster import (
     AlreadyStarted,
     CommandTimeout,
     GeoRepSession,
+    GlusterBusy,
     GlusterCommandError,
     NotStarted,
     SessionNotFound,
@@ -70,6 +71,15 @@ STATUS_XML = build_georep_cmd(SESSION, "status", "detail", xml=True)
             NotStarted,
         ),
         (1, "", "Session between gvmaster and 127.0.0.1::gvslave has not been started", START, NotStarted),
+        # glusterd's lock held by another command (seen in the lab with two clients on one session)
+        (
+            1,
+            "",
+            "Another transaction is in progress for gvmaster. Please try again after some time.",
+            START,
+            GlusterBusy,
+        ),
+        (1, "", "Locking failed on vm. Please check log file for details.", START, GlusterBusy),
         # everything else stays generic
         (1, fixture_text("config-checkpoint-now-with-xml-fails.txt"), "", START, GlusterCommandError),
         (

@@ -19,6 +19,7 @@ import pytest
 from ovirt_dr.gluster import (
     CommandTimeout,
     GeoRepSession,
+    GlusterBusy,
     GlusterCommandError,
     GlusterOutputError,
     SessionNotFound,
@@ -66,6 +67,7 @@ class FakeChannel:
         self.out = bytearray()
         self.err = bytearray()
         self.closed = False
+        self.eof_received = False
         self.command: str | None = None
 
     def settimeout(self, timeout: float | None) -> None:
@@ -85,6 +87,7 @@ class FakeChannel:
         self.out += out.encode() if isinstance(out, str) else out
         self.err += err.encode() if isinstance(err, str) else err
         self.rc = rc
+        self.eof_received = True
 
     def recv_ready(self) -> bool:
         return bool(self.out)
@@ -510,3 +513,73 @@ def test_sha256sum(hook, node):
     node.expect(["sha256sum", "--", "/m/1"], 0, "garbage\n")
     with pytest.raises(GlusterOutputError):
         hook.sha256sum(["/m/1"])
+
+
+BUSY = "Another transaction is in progress for gvmaster. Please try again after some time.\n"
+
+
+def test_gluster_busy_is_retried(hook, node):
+    hook.busy_delays = (0, 0)
+    node.expect(build_georep_cmd(S, "stop"), 1, "", BUSY)
+    node.expect(build_georep_cmd(S, "stop"), 0, fx("stop-when-stopped.txt"))
+    assert hook.run(build_georep_cmd(S, "stop")).rc == 0
+    for _ in range(3):
+        node.expect(build_georep_cmd(S, "start"), 1, "", BUSY)
+    with pytest.raises(GlusterBusy, match="Another transaction"):
+        hook.start(S)
+
+
+def test_gluster_busy_in_xml_is_retried(hook, node):
+    hook.busy_delays = (0,)
+    busy_xml = (
+        fx("start-already-started.xml")
+        .replace("<opErrno>30800", "<opErrno>0")
+        .replace(
+            "geo-replication session between gvmaster &amp; 127.0.0.1::gvslave already started", BUSY.strip()
+        )
+    )
+    node.expect(build_georep_cmd(S, "status", "detail", xml=True), 0, busy_xml)
+    node.expect(build_georep_cmd(S, "status", "detail", xml=True), 0, fx("status-detail-stopped.xml"))
+    assert not hook.status(S).is_running
+
+
+def test_only_gluster_commands_are_retried(hook, node):
+    hook.busy_delays = (0, 0)
+    node.expect(["cat", "--", "/m/x"], 1, "", BUSY)
+    with pytest.raises(GlusterBusy):
+        hook.run(["cat", "--", "/m/x"])
+
+
+def test_output_after_exit_status_is_not_lost(hook, node):
+    """sshd may send the exit status before the last (window-limited) output: read on until EOF."""
+    node.expect(["cat", "--", "/m/big"], 0, b"x" * 100)
+    real_open = FakeTransport.open_session
+
+    def late_eof(self, timeout=None):
+        chan = real_open(self, timeout)
+        real_shutdown = chan.shutdown_write
+
+        def shutdown_write():
+            real_shutdown()
+            tail, chan.out = bytes(chan.out[50:]), chan.out[:50]
+            chan.eof_received = False
+            reads = {"n": 0}
+            real_ready = chan.recv_ready
+
+            def recv_ready():
+                reads["n"] += 1
+                if reads["n"] == 20:  # the rest arrives later, then EOF
+                    chan.out += tail
+                    chan.eof_received = True
+                return real_ready()
+
+            chan.recv_ready = recv_ready
+
+        chan.shutdown_write = shutdown_write
+        return chan
+
+    FakeTransport.open_session = late_eof
+    try:
+        assert hook.read_file("/m/big") == b"x" * 100
+    finally:
+        FakeTransport.open_session = real_open
