@@ -7,15 +7,29 @@ it as it found it (started or stopped).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
+import shlex
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from airflow.providers.ssh.hooks.ssh import SSHHookAsync
 
-from ovirt_dr.gluster import GeoRepSession, GeoRepStatus, build_volume_cmd, format_time, parse_volume_info
+from ovirt_dr.gluster import (
+    CommandTimeout,
+    GeoRepSession,
+    GeoRepStatus,
+    SessionNotFound,
+    build_georep_cmd,
+    build_volume_cmd,
+    classify_error,
+    format_time,
+    parse_georep_status,
+    parse_volume_info,
+)
 from ovirt_dr.hooks.gluster import GlusterGeoRepHook
 from ovirt_dr_lab.labenv import load_lab_env
 
@@ -71,8 +85,6 @@ def test_status_and_volume_info(hook, session, lab_env):
 
 
 def test_missing_session_is_typed(hook, lab_env):
-    from ovirt_dr.gluster import SessionNotFound
-
     with pytest.raises(SessionNotFound, match="nosuchvol"):
         hook.status(GeoRepSession(lab_env["LAB_MASTER_VOLUME"], lab_env["LAB_SLAVE_HOST"], "nosuchvol"))
 
@@ -158,3 +170,33 @@ def test_file_operations(hook, tmp_path):
     assert hook.remove_files([target, meta, str(d / "empty"), str(d / "never-existed")]) == 4
     assert hook.list_files(str(d)) == {}
     assert sub.is_dir()  # rm -f never removes directories
+
+
+def test_timeout_then_client_still_usable(hook):
+    started = time.monotonic()
+    with pytest.raises(CommandTimeout):
+        hook.run(["sleep", "30"], timeout=1)
+    assert time.monotonic() - started < 10
+    assert hook.run(["echo", "still here"]).stdout == "still here\n"
+
+
+def test_async_path_of_the_trigger(lab_env, session, monkeypatch, tmp_path):
+    """The triggerer polls with SSHHookAsync + these pure functions (no GlusterGeoRepHook there)."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("AIRFLOW_CONN_GLUSTER_PRIMARY", lab_env["AIRFLOW_CONN_GLUSTER_PRIMARY"])
+    missing = GeoRepSession(session.master_volume, session.slave_host, "nosuchvol")
+
+    async def poll() -> tuple[tuple[int, str, str], tuple[int, str, str]]:
+        h = SSHHookAsync(ssh_conn_id="gluster_primary")
+        ok = await h.run_command(
+            shlex.join(build_georep_cmd(session, "status", "detail", xml=True)), timeout=60
+        )
+        bad = await h.run_command(
+            shlex.join(build_georep_cmd(missing, "status", "detail", xml=True)), timeout=60
+        )
+        return ok, bad
+
+    (rc, out, _), (brc, bout, berr) = asyncio.run(poll())
+    assert rc == 0 and parse_georep_status(out).workers
+    error = classify_error(brc, bout, berr, build_georep_cmd(missing, "status", "detail", xml=True))
+    assert isinstance(error, SessionNotFound), (brc, bout, berr)
