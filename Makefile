@@ -38,7 +38,7 @@ lab-up: venv
 	$(BIN)/ovirt-dr-lab up
 
 lab-down:
-	@if [ -x $(BIN)/ovirt-dr-lab ]; then $(BIN)/ovirt-dr-lab down; fi
+	@if [ -x $(BIN)/ovirt-dr-lab ]; then $(BIN)/ovirt-dr-lab demo --stop; $(BIN)/ovirt-dr-lab down; fi
 
 lint: venv
 	$(BIN)/ruff check .

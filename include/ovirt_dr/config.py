@@ -106,7 +106,7 @@ class PairConfig(_Model):
     slave_volume: str
     slave_user: str = "root"
     slave_ssh_conn_id: str
-    schedule: str = "@hourly"
+    schedule: str | None = "@hourly"
     rpo: timedelta = timedelta(hours=4)
     checkpoint_timeout: timedelta = timedelta(hours=2)
     faulty_grace: timedelta = timedelta(minutes=5)
@@ -151,8 +151,9 @@ class PairConfig(_Model):
 
     @field_validator("schedule")
     @classmethod
-    def _schedule(cls, v: str) -> str:
-        if not _cron_ok(v):
+    def _schedule(cls, v: str | None) -> str | None:
+        # None: a pair run only by hand (or by another DAG), never on a timer.
+        if v is not None and not _cron_ok(v):
             raise ValueError(f"{v!r} is neither a cron expression (5 fields) nor a preset like @hourly")
         return v
 

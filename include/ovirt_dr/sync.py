@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pendulum
 from airflow.sdk import DAG, Asset, TriggerRule, get_parsing_context
 
 from ovirt_dr.config import STRICT_ENV, PairConfig, SiteConfig, load_sync_config
@@ -132,7 +133,7 @@ def build_sync_dag(pair: PairConfig, site: SiteConfig) -> DAG:
     dag = DAG(
         dag_id=pair.dag_id,
         schedule=pair.schedule,
-        start_date=None,
+        start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=1,
         tags=[*SYNC_TAGS, f"domain:{pair.storage_domain}", f"target:{pair.target}", *pair.tags],

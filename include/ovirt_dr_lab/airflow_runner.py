@@ -202,10 +202,16 @@ class AirflowStandalone:
         return self._request(method, f"/api/v2{path}", body)
 
     def ensure_pool(self, name: str, slots: int = 1, description: str = "") -> None:
+        """Create or reset a pool; deferred tasks count, so a checkpoint wait keeps its session's slot."""
+        body = {"name": name, "slots": slots, "description": description, "include_deferred": True}
         try:
             self.api("GET", f"/pools/{name}")
+            self.api("PATCH", f"/pools/{name}", body)
         except AirflowRunError:
-            self.api("POST", "/pools", {"name": name, "slots": slots, "description": description})
+            self.api("POST", "/pools", body)
+
+    def set_pool_slots(self, name: str, slots: int) -> None:
+        self.api("PATCH", f"/pools/{name}?update_mask=slots", {"name": name, "slots": slots})
 
     def wait_dag(self, dag_id: str, timeout: float = 120) -> dict[str, Any]:
         """Wait until the dag-processor has serialized ``dag_id``; fail with the import errors otherwise."""
