@@ -80,6 +80,7 @@ def test_status_and_volume_info(hook, session, lab_env):
         assert w.status in {"Created", "Stopped", "Active", "Passive", "Initializing...", "Faulty", "Paused"}
     print(status.progress_summary())
     vols = {v.name: v for v in parse_volume_info(hook.run(build_volume_cmd("info")).stdout)}
+    assert vols == {v.name: v for v in hook.volume_info()}
     for name in (lab_env["LAB_MASTER_VOLUME"], lab_env["LAB_SLAVE_VOLUME"]):
         assert vols[name].started and vols[name].options.get("features.shard") == "on", vols[name]
 

@@ -40,9 +40,12 @@ from ovirt_dr.gluster import (
     GlusterOutputError,
     NotStarted,
     SessionNotFound,
+    VolumeInfo,
     build_georep_cmd,
+    build_volume_cmd,
     classify_error,
     parse_georep_status,
+    parse_volume_info,
     validate_host,
     validate_remote_path,
     validate_volume_name,
@@ -313,6 +316,10 @@ class GlusterGeoRepHook(BaseHook):
                 return False
             raise error
         return was_running
+
+    def volume_info(self, volume: str | None = None) -> list[VolumeInfo]:
+        """``volume info [VOLUME] --xml``, parsed (status, bricks, options such as ``features.read-only``)."""
+        return parse_volume_info(self.run(build_volume_cmd("info", volume)).stdout)
 
     # -- mounts ----------------------------------------------------------------------------------------
     @staticmethod

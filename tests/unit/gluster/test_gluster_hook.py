@@ -583,3 +583,15 @@ def test_output_after_exit_status_is_not_lost(hook, node):
         assert hook.read_file("/m/big") == b"x" * 100
     finally:
         FakeTransport.open_session = real_open
+
+
+def test_volume_info(hook, node):
+    node.expect(["gluster", "--mode=script", "volume", "info", "--xml"], 0, fx("volume-info-all.xml"))
+    assert [v.name for v in hook.volume_info()] == ["gvmaster", "gvslave"]
+    node.expect(
+        ["gluster", "--mode=script", "volume", "info", "gvmaster", "--xml"], 0, fx("volume-info-master.xml")
+    )
+    (vol,) = hook.volume_info("gvmaster")
+    assert vol.started
+    with pytest.raises(ValueError):
+        hook.volume_info("gv; id")
