@@ -409,19 +409,19 @@ def _fault_faulty(paths: LabPaths, on: bool) -> str:
     running, wait until status shows it.
     """
     running = bool(set(gluster.session_worker_states()) & {"Active", "Passive", "Initializing...", "Faulty"})
+    port = sshd.GEOREP_SSH_PORT
     if on:
+        # Stopping the listener with its connections kills gsyncd's ssh: the worker dies, the monitor restarts
+        # it, its ssh is refused, and status shows Faulty until the fault is switched off.
         sshd.stop(paths, "sshd-georep")
         if running:
-            # gsyncd keeps its ssh connection; kill the connection by restarting the session's workers.
-            gluster.georep("stop", "force", check=False)
-            gluster.georep("start", "force", check=False)
             seen = gluster.wait_for_state({"Faulty"}, timeout=90)
-            return f"geo-rep ssh (127.0.0.1:{sshd.GEOREP_SSH_PORT}) down; session {'Faulty' if seen else 'not yet Faulty'}"
-        return f"geo-rep ssh (127.0.0.1:{sshd.GEOREP_SSH_PORT}) down; the session goes Faulty when started"
+            return f"geo-rep ssh (127.0.0.1:{port}) down; session {'Faulty' if seen else 'NOT Faulty after 90 s'}"
+        return f"geo-rep ssh (127.0.0.1:{port}) down; the session goes Faulty when started"
     sshd.start(paths, "sshd-georep")
     if running:
         healthy = gluster.wait_for_state({"Active", "Passive"}, timeout=120)
-        return f"geo-rep ssh back; session {'Active' if healthy else 'still not Active'}"
+        return f"geo-rep ssh back; session {'Active' if healthy else 'still not Active after 120 s'}"
     return "geo-rep ssh back"
 
 

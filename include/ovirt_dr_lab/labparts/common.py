@@ -158,9 +158,27 @@ def run(
     return proc
 
 
+BUSY = "Another transaction is in progress"
+
+
 def gluster(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """``gluster --mode=script ...`` with the clean environment."""
-    return run(["gluster", "--mode=script", *args], check=check, timeout=timeout, env=CLEAN_ENV)
+    """``gluster --mode=script ...`` with the clean environment.
+
+    glusterd takes a cluster-wide lock per volume: while another client (a test, the pipeline) runs a command
+    on the same volume, it answers "Another transaction is in progress"; retry that for up to 30 s.
+    """
+    deadline = time.monotonic() + 30
+    while True:
+        proc = run(["gluster", "--mode=script", *args], check=False, timeout=timeout, env=CLEAN_ENV)
+        if proc.returncode == 0 or BUSY not in proc.stdout + proc.stderr or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    if check and proc.returncode != 0:
+        raise LabError(
+            f"command failed (rc {proc.returncode}): gluster {' '.join(args)}\n"
+            f"stdout: {proc.stdout.strip()}\nstderr: {proc.stderr.strip()}"
+        )
+    return proc
 
 
 # --- processes by PID -------------------------------------------------------------------------------------
@@ -236,15 +254,41 @@ def spawn(
     return proc.pid
 
 
-def stop_recorded(paths: LabPaths, name: str, timeout: float = 15) -> bool:
+def descendants(pid: int) -> list[tuple[int, int]]:
+    """``(pid, start time)`` of every live descendant of ``pid`` (by PPID in /proc), children first."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: list[tuple[int, int]] = []
+    todo = list(children.get(pid, []))
+    while todo:
+        child = todo.pop(0)
+        start = proc_start_time(child)
+        if start is not None:
+            found.append((child, start))
+        todo.extend(children.get(child, []))
+    return found
+
+
+def stop_recorded(paths: LabPaths, name: str, timeout: float = 15, with_descendants: bool = False) -> bool:
     """Stop the process recorded as ``name`` (SIGTERM, then SIGKILL); True if one was running.
 
-    Only the recorded PID is signalled, and only while its start time matches the record.
+    Only the recorded PID is signalled, and only while its start time matches the record. With
+    ``with_descendants`` its children (found before it exits, checked by start time) go too: an sshd
+    listener's per-connection processes live in sessions of their own and outlive the listener otherwise.
     """
     pid = recorded_pid(paths, name)
     if pid is None:
         paths.pid_file(name).unlink(missing_ok=True)
         return False
+    kids = descendants(pid) if with_descendants else []
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -261,6 +305,12 @@ def stop_recorded(paths: LabPaths, name: str, timeout: float = 15) -> bool:
             pass
         time.sleep(0.3)
         _reap(pid)
+    for kid, start in kids:
+        if proc_start_time(kid) == start:
+            try:
+                os.kill(kid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
     paths.pid_file(name).unlink(missing_ok=True)
     return True
 

@@ -225,9 +225,11 @@ def ensure_session(paths: LabPaths, state: State) -> None:
         gluster("system::", "execute", "gsec_create")
         georep("create", "ssh-port", str(sshd.GEOREP_SSH_PORT), "push-pem", "force", timeout=180)
         log(f"geo-replication session {MASTER} -> {SLAVE_URL} created ({time.monotonic() - t0:.1f} s)")
-    current = georep("config", check=False).stdout
+    current = dict(
+        line.split(":", 1) for line in georep("config", check=False).stdout.splitlines() if ":" in line
+    )
     for key, value in GEOREP_CONFIG:
-        if f"{key}:{value}" not in current.replace(" ", ""):
+        if current.get(key, "").strip() != value:
             georep("config", key, value)
 
 

@@ -120,7 +120,8 @@ def start(paths: LabPaths, name: str) -> bool:
 
 
 def stop(paths: LabPaths, name: str) -> bool:
-    return stop_recorded(paths, name)
+    """Stop the listener and its open connections (a dropped node drops its sessions too)."""
+    return stop_recorded(paths, name, with_descendants=True)
 
 
 def healthy(paths: LabPaths, name: str) -> bool:
