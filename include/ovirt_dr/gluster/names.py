@@ -80,7 +80,10 @@ def validate_host(host: str, what: str = "host") -> str:
         raise ValueError(f"{what} must be a string, got {type(host).__name__}")
     if not host:
         raise ValueError(f"{what} is empty")
-    candidate = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    bracketed = host.startswith("[") and host.endswith("]")
+    candidate = host[1:-1] if bracketed else host
+    if bracketed and ":" not in candidate:
+        raise ValueError(f"{what} {_describe(host)}: brackets are only for IPv6 addresses")
     if ":" in candidate:
         if "%" in candidate:
             raise ValueError(f"{what} {_describe(host)} is a scoped IPv6 address, which Gluster cannot use")

@@ -158,6 +158,10 @@ def test_volume_error_messages_say_what_is_wrong():
         "fe80::1%eth0",
         ":::",
         "[::1",
+        "[1.2.3.4]",
+        "[vm]",
+        "vm\n",
+        "010.1.1.1",
         "1:2:3:4:5:6:7:8:9",
     ],
 )
