@@ -354,6 +354,10 @@ class Api:
         exp = time.time() + self.e.token_ttl
         with self.tokens_lock:
             self.tokens[token] = (username, exp)
+        self.e.add_event(
+            f"User {username}-authz connecting from '127.0.0.1' using session '{token[:12]}' logged in.",
+            code=30,
+        )
         return jresp(
             {
                 "access_token": token,
