@@ -436,7 +436,8 @@ def _fault_slow(paths: LabPaths, on: bool, *, size_mb: int, bwlimit_kbps: int) -
             for i in range(size_mb):
                 # vary each MiB so nothing compresses or deduplicates
                 f.write(i.to_bytes(8, "little") + chunk[8:])
-        gluster.georep("config", "rsync_options", f"--bwlimit={bwlimit_kbps}")
+        # leading space: the gluster CLI would take a word starting with "--" as its own option
+        gluster.georep("config", "rsync_options", f" --bwlimit={bwlimit_kbps}")
         return f"wrote {size_mb} MiB to {target}; rsync --bwlimit={bwlimit_kbps} KB/s"
     gluster.georep("config", "!rsync_options", check=False)
     if slow_dir.exists():
