@@ -274,6 +274,11 @@ class Api:
             return Response(404, b"")
         req = Request(method, path, params, query, headers, body)
         try:
+            if method == "GET":
+                # reads render straight from the state dicts: hold the state lock so a background task
+                # (merge, registration) cannot change a dict while it is being iterated
+                with self.e.lock:
+                    return fn(req)
             return fn(req)
         except EngineFault as f:
             if f.empty:
@@ -637,6 +642,9 @@ class Api:
 
     def remove_snapshot(self, req: Request) -> Response:
         job = self.e.remove_snapshot(req.params[0], req.params[1], req.correlation_id)
+        if req.flag("async"):
+            # what the engine does with async=true on a remove; the SDK then raises (reference: avoid it)
+            return Response(202, b"")
         return xml(200, render.action("complete", job["id"]))
 
     def list_snapshot_disks(self, req: Request) -> Response:

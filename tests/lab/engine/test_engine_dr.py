@@ -263,3 +263,20 @@ def test_domain_lifecycle_on_secondary(
     sd_service.remove(host="host2")
     assert sds.list() == []
     assert (lab_dirs["slave"] / SD_ID / "dom_md" / "metadata").exists()  # no format: files stay
+
+
+def test_periodic_ovf_updater(start_engine, lab_dirs: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]
+    from ovirt_dr_lab.engine.testing import site_dict
+
+    server = start_engine(site_dict("primary", ovf_update_interval_s=0.3), "engine-ovf")
+    ds = DomainStorage(lab_dirs["master"], SD_ID, "data_gluster", "gluster.lab:/gvmaster")
+    ovfs = wait_for(lambda: _read_ovfs(ds), timeout=10, what="periodic OVF_STORE write")
+    assert len(ovfs) == 6
+    assert server.lab.counters() == {}  # the engine did it on its own
+
+
+def _read_ovfs(ds: DomainStorage) -> dict[str, str]:
+    try:
+        return ds.read_ovf_store()
+    except Exception:  # no store written yet
+        return {}

@@ -250,3 +250,30 @@ def test_hundred_vms_snapshot_concurrently(start_engine, lab_dirs, tmp_path: Pat
     counters = server.lab.counters()
     assert counters["POST /vms/{id}/snapshots"] == 100
     c.close()
+
+
+def test_latency_is_configurable_per_operation(conn: ovirtsdk4.Connection, primary: EngineServer) -> None:
+    assert primary.lab.set_latency({"snapshot": 1.0, "merge": 0.8})["snapshot"] == 1.0
+    vms = conn.system_service().vms_service()
+    vm = vms.list(search="name=vm06")[0]
+    snaps = vms.vm_service(vm.id).snapshots_service()
+    started = time.monotonic()
+    snap = snaps.add(t.Snapshot(description="slow", persist_memorystate=False))
+    wait_for(lambda: snaps.snapshot_service(snap.id).get().snapshot_status == t.SnapshotStatus.OK, what="ok")
+    assert 0.9 <= time.monotonic() - started < 5
+    started = time.monotonic()
+    snaps.snapshot_service(snap.id).remove()
+    assert time.monotonic() - started < 0.5  # the DELETE answers at once; the merge takes the latency
+    wait_for(lambda: _gone(snaps, snap.id), what="merged")
+    assert 0.7 <= time.monotonic() - started < 5
+
+
+def test_async_remove_answers_202_which_the_sdk_refuses(conn: ovirtsdk4.Connection) -> None:
+    vms = conn.system_service().vms_service()
+    vm = vms.list(search="name=vm04")[0]
+    snaps = vms.vm_service(vm.id).snapshots_service()
+    snap = snaps.add(t.Snapshot(description="async", persist_memorystate=False))
+    wait_for(lambda: snaps.snapshot_service(snap.id).get().snapshot_status == t.SnapshotStatus.OK, what="ok")
+    with pytest.raises(ovirtsdk4.Error):
+        snaps.snapshot_service(snap.id).remove(async_=True)
+    wait_for(lambda: _gone(snaps, snap.id), what="merged anyway")
