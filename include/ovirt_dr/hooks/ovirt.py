@@ -210,25 +210,60 @@ class OvirtHook(BaseHook):
             )
         )
 
+    # -- batching ------------------------------------------------------------------------------------
+    @staticmethod
+    def gather(calls: Iterable[Any], missing_ok: bool = False) -> list[Any]:
+        """Send every request first (each call returns an SDK future), then collect the answers.
+
+        N requests then cost about one round trip instead of N: this is what keeps a 100-VM domain's
+        snapshot window close to one snapshot's latency. With ``missing_ok`` a 404 gives ``None``.
+        """
+        import ovirtsdk4
+
+        futures = [call() for call in calls]
+        out = []
+        for future in futures:
+            try:
+                out.append(future.wait())
+            except ovirtsdk4.NotFoundError:
+                if not missing_ok:
+                    raise
+                out.append(None)
+        return out
+
+    def _vm(self, vm_id: str) -> Any:
+        return self.system.vms_service().vm_service(vm_id)
+
     # -- VMs and disks -------------------------------------------------------------------------------
     def vms_on_domain(self, sd_name: str) -> list[otypes.Vm]:
         vms = self.system.vms_service().list(search=f'storage="{sd_name}"')
         return sorted(vms, key=lambda v: v.name)
 
+    def disks_on_domain(self, vm_ids: list[str], sd_id: str) -> dict[str, list[otypes.Disk]]:
+        """Each VM's disks whose storage domain is ``sd_id`` (a VM can span domains: only these are ours)."""
+        answers = self.gather(
+            lambda v=v: self._vm(v).disk_attachments_service().list(follow="disk", wait=False) for v in vm_ids
+        )
+        out: dict[str, list[otypes.Disk]] = {}
+        for vm_id, atts in zip(vm_ids, answers, strict=True):
+            disks = [
+                a.disk
+                for a in atts
+                if a.disk is not None and any(sd.id == sd_id for sd in a.disk.storage_domains or [])
+            ]
+            out[vm_id] = sorted(disks, key=lambda d: d.id)
+        return out
+
     def vm_disks_on_domain(self, vm_id: str, sd_id: str) -> list[otypes.Disk]:
-        """The VM's disks whose storage domain is ``sd_id`` (a VM can span domains: only these are ours)."""
-        atts = self.system.vms_service().vm_service(vm_id).disk_attachments_service().list(follow="disk")
-        disks = []
-        for att in atts:
-            disk = att.disk
-            if disk is None or disk.storage_domains is None:
-                continue
-            if any(sd.id == sd_id for sd in disk.storage_domains):
-                disks.append(disk)
-        return sorted(disks, key=lambda d: d.id)
+        return self.disks_on_domain([vm_id], sd_id)[vm_id]
+
+    def get_disks(self, disk_ids: list[str]) -> dict[str, otypes.Disk]:
+        disks = self.system.disks_service()
+        answers = self.gather(lambda d=d: disks.disk_service(d).get(wait=False) for d in disk_ids)
+        return dict(zip(disk_ids, answers, strict=True))
 
     def get_disk(self, disk_id: str) -> otypes.Disk:
-        return self.system.disks_service().disk_service(disk_id).get()
+        return self.get_disks([disk_id])[disk_id]
 
     def freeze(self, vm_id: str) -> None:
         self.system.vms_service().vm_service(vm_id).freeze_filesystems()
@@ -237,8 +272,32 @@ class OvirtHook(BaseHook):
         self.system.vms_service().vm_service(vm_id).thaw_filesystems()
 
     # -- snapshots -----------------------------------------------------------------------------------
+    def snapshots_of(self, vm_ids: list[str]) -> dict[str, list[otypes.Snapshot]]:
+        answers = self.gather(lambda v=v: self._vm(v).snapshots_service().list(wait=False) for v in vm_ids)
+        return dict(zip(vm_ids, answers, strict=True))
+
     def snapshots(self, vm_id: str) -> list[otypes.Snapshot]:
-        return self.system.vms_service().vm_service(vm_id).snapshots_service().list()
+        return self.snapshots_of([vm_id])[vm_id]
+
+    def get_snapshots(self, refs: list[tuple[str, str]]) -> dict[tuple[str, str], otypes.Snapshot | None]:
+        """``(vm_id, snapshot_id)`` -> the snapshot, or ``None`` once it is gone (404)."""
+        answers = self.gather(
+            (
+                lambda v=v, s=s: self._vm(v).snapshots_service().snapshot_service(s).get(wait=False)
+                for v, s in refs
+            ),
+            missing_ok=True,
+        )
+        return dict(zip(refs, answers, strict=True))
+
+    def snapshot_disks_of(self, refs: list[tuple[str, str]]) -> dict[tuple[str, str], list[otypes.Disk]]:
+        answers = self.gather(
+            lambda v=v, s=s: (
+                self._vm(v).snapshots_service().snapshot_service(s).disks_service().list(wait=False)
+            )
+            for v, s in refs
+        )
+        return dict(zip(refs, answers, strict=True))
 
     def add_snapshot(self, vm_id: str, description: str, disk_ids: Iterable[str], wait: bool = True) -> Any:
         """Disk-only snapshot of just these disks (``persist_memorystate=False``).
@@ -255,28 +314,18 @@ class OvirtHook(BaseHook):
         return service.add(snap, wait=wait)
 
     def get_snapshot(self, vm_id: str, snapshot_id: str) -> otypes.Snapshot | None:
-        import ovirtsdk4
-
-        service = (
-            self.system.vms_service().vm_service(vm_id).snapshots_service().snapshot_service(snapshot_id)
-        )
-        try:
-            return service.get()
-        except ovirtsdk4.NotFoundError:
-            return None
+        return self.get_snapshots([(vm_id, snapshot_id)])[(vm_id, snapshot_id)]
 
     def snapshot_disks(self, vm_id: str, snapshot_id: str) -> list[otypes.Disk]:
-        service = (
-            self.system.vms_service().vm_service(vm_id).snapshots_service().snapshot_service(snapshot_id)
-        )
-        return service.disks_service().list()
+        return self.snapshot_disks_of([(vm_id, snapshot_id)])[(vm_id, snapshot_id)]
 
     def remove_snapshot(self, vm_id: str, snapshot_id: str) -> None:
-        """Start the live merge (the engine answers at once; the snapshot is gone when GET gives 404)."""
-        service = (
-            self.system.vms_service().vm_service(vm_id).snapshots_service().snapshot_service(snapshot_id)
-        )
-        service.remove()
+        """Start the live merge; the engine answers at once and the snapshot is gone when GET gives 404.
+
+        Not batched: ovirtsdk4 4.6.3's ``SnapshotService.remove(wait=False)`` drops its future (returns
+        None), and the engine answers a remove at once anyway; the wait for the merges is batched.
+        """
+        self._vm(vm_id).snapshots_service().snapshot_service(snapshot_id).remove()
 
     def wait_snapshot(
         self, vm_id: str, snapshot_id: str, timeout: float, poll: float = 1.0

@@ -202,11 +202,10 @@ class OvirtSnapshotVmsOperator(_OvirtOperator):
     def run(self, context: Context) -> dict[str, Any]:
         hook = self.hook
         description = dr_snapshot_description(self.dag_id, context["run_id"])
-        vms = {
-            vm.name: vm for vm in hook.vms_on_domain(self.storage_domain) if vm.name not in self.exclude_vms
-        }
-        disks = {name: hook.vm_disks_on_domain(vm.id, self.sd_id) for name, vm in vms.items()}
-        vms = {name: vm for name, vm in vms.items() if disks[name]}
+        listed = [vm for vm in hook.vms_on_domain(self.storage_domain) if vm.name not in self.exclude_vms]
+        on_domain = hook.disks_on_domain([vm.id for vm in listed], self.sd_id)
+        vms = {vm.name: vm for vm in listed if on_domain[vm.id]}
+        disks = {vm.name: on_domain[vm.id] for vm in vms.values()}
         missing = sorted({n for g in self.consistency_groups for n in g} - set(vms))
         if missing:
             raise OvirtError(
@@ -266,48 +265,75 @@ class OvirtSnapshotVmsOperator(_OvirtOperator):
         results: dict[str, Any],
         group: int | None,
     ) -> None:
+        """Snapshot a batch of VMs together: every request of a phase is sent before any answer is read."""
         hook = self.hook
-        pending: dict[str, Any] = {}
-        futures: dict[str, Any] = {}
+        by_id = {vm.id: vm for vm in batch}
+        existing = hook.snapshots_of(list(by_id))
+        pending: dict[str, str] = {}  # vm id -> snapshot id
+        new: list[Any] = []
         for vm in batch:
-            existing = [s for s in hook.snapshots(vm.id) if s.description == description]
-            if existing:
-                self.log.info("%s: reusing this run's snapshot %s", vm.name, existing[0].id)
-                pending[vm.name] = existing[0].id
+            mine = [s for s in existing[vm.id] if s.description == description]
+            if mine:
+                self.log.info("%s: reusing this run's snapshot %s", vm.name, mine[0].id)
+                pending[vm.id] = mine[0].id
             else:
-                futures[vm.name] = hook.add_snapshot(
-                    vm.id, description, [d.id for d in disks[vm.name]], wait=False
-                )
-        for name, future in futures.items():
-            pending[name] = future.wait().id
-            self.log.info("%s: snapshot %s requested", name, pending[name])
+                new.append(vm)
+        created = hook.gather(
+            lambda vm=vm: hook.add_snapshot(vm.id, description, [d.id for d in disks[vm.name]], wait=False)
+            for vm in new
+        )
+        for vm, snap in zip(new, created, strict=True):
+            pending[vm.id] = snap.id
+            self.log.info("%s: snapshot %s requested", vm.name, snap.id)
         deadline = time.monotonic() + self.timeout_s
-        by_name = {vm.name: vm for vm in batch}
+        done: list[tuple[str, str]] = []
         while pending:
-            for name in list(pending):
-                snap = hook.get_snapshot(by_name[name].id, pending[name])
+            current = hook.get_snapshots([(v, s) for v, s in pending.items()])
+            for (vm_id, _), snap in current.items():
                 status = _status(snap, "snapshot_status") if snap else "gone"
                 if status == "ok":
-                    results[name] = self._record(by_name[name], pending.pop(name), disks[name], group)
+                    done.append((vm_id, pending.pop(vm_id)))
                 elif status not in ("locked", None):
-                    raise OvirtError(f"snapshot of {name} ended {status}")
+                    raise OvirtError(f"snapshot of {by_id[vm_id].name} ended {status}")
             if pending:
                 if time.monotonic() > deadline:
-                    raise OvirtError(f"snapshots of {sorted(pending)} not ok within {self.timeout_s:.0f}s")
+                    names = sorted(by_id[v].name for v in pending)
+                    raise OvirtError(f"snapshots of {names} not ok within {self.timeout_s:.0f}s")
                 time.sleep(self.poll_s)
+        self._record(done, by_id, disks, group, results)
 
-    def _record(self, vm: Any, snapshot_id: str, vm_disks: list[Any], group: int | None) -> dict[str, Any]:
-        base = {d.id: d.image_id for d in self.hook.snapshot_disks(vm.id, snapshot_id)}
-        out = []
-        for disk in vm_disks:
-            if disk.id not in base:
-                raise OvirtError(f"snapshot {snapshot_id} of {vm.name} does not include disk {disk.id}")
-            overlay = self.hook.get_disk(disk.id).image_id
-            if overlay == base[disk.id]:
-                raise OvirtError(f"disk {disk.id} of {vm.name}: the snapshot made no new volume")
-            out.append({"disk_id": disk.id, "base_volume": base[disk.id], "overlay_volume": overlay})
-        self.log.info("%s: snapshot %s ok, %d disk(s)", vm.name, snapshot_id, len(out))
-        return {"vm_id": vm.id, "vm_name": vm.name, "snapshot_id": snapshot_id, "group": group, "disks": out}
+    def _record(
+        self,
+        done: list[tuple[str, str]],
+        by_id: dict[str, Any],
+        disks: dict[str, list[Any]],
+        group: int | None,
+        results: dict[str, Any],
+    ) -> None:
+        """Per disk: the frozen base (the snapshot's volume) and the new overlay (the disk's volume now)."""
+        if not done:
+            return
+        bases = self.hook.snapshot_disks_of(done)
+        now = self.hook.get_disks([d.id for v, _ in done for d in disks[by_id[v].name]])
+        for vm_id, snap_id in done:
+            vm = by_id[vm_id]
+            base = {d.id: d.image_id for d in bases[(vm_id, snap_id)]}
+            out = []
+            for disk in disks[vm.name]:
+                if disk.id not in base:
+                    raise OvirtError(f"snapshot {snap_id} of {vm.name} does not include disk {disk.id}")
+                overlay = now[disk.id].image_id
+                if overlay == base[disk.id]:
+                    raise OvirtError(f"disk {disk.id} of {vm.name}: the snapshot made no new volume")
+                out.append({"disk_id": disk.id, "base_volume": base[disk.id], "overlay_volume": overlay})
+            self.log.info("%s: snapshot %s ok, %d disk(s)", vm.name, snap_id, len(out))
+            results[vm.name] = {
+                "vm_id": vm.id,
+                "vm_name": vm.name,
+                "snapshot_id": snap_id,
+                "group": group,
+                "disks": out,
+            }
 
 
 def merge_dr_snapshots(
@@ -315,35 +341,46 @@ def merge_dr_snapshots(
 ) -> list[str]:
     """Remove every DR snapshot of this pair on the domain's VMs and wait until each is gone.
 
-    Shared by the preflight (leftovers) and the merge step. Every removal is tried even when one fails,
-    and the failures are raised together at the end, so one stuck VM does not keep the others' chains long.
+    Shared by the preflight (leftovers) and the merge step. Every removal is tried even when another
+    fails, the waits for them are batched; the failures are raised together at the end, so one stuck VM does
+    not keep the others' chains long.
     """
-    targets: list[tuple[Any, Any]] = []
-    for vm in hook.vms_on_domain(storage_domain):
-        for snap in hook.snapshots(vm.id):
-            if is_dr_snapshot(snap.description, dag_id):
-                targets.append((vm, snap))
+    vms = {vm.id: vm for vm in hook.vms_on_domain(storage_domain)}
+    targets = [
+        (vm_id, snap)
+        for vm_id, snaps in hook.snapshots_of(list(vms)).items()
+        for snap in snaps
+        if is_dr_snapshot(snap.description, dag_id)
+    ]
     errors: list[str] = []
-    started: list[tuple[Any, Any]] = []
-    for vm, snap in targets:
+    for vm_id, snap in targets:
+        if _status(snap, "snapshot_status") == "locked":
+            # still being created (a run that died mid-snapshot): it must be ok before it can be merged
+            try:
+                hook.wait_snapshot(vm_id, snap.id, timeout_s, poll_s)
+            except Exception as e:
+                errors.append(f"{vms[vm_id].name}/{snap.id}: {e}")
+    started = []
+    for vm_id, snap in targets:
+        log.info("Merging snapshot %s of %s (%s)", snap.id, vms[vm_id].name, snap.description)
         try:
-            if _status(snap, "snapshot_status") == "locked":
-                # still being created (a run that died mid-snapshot): it must be ok before it can be merged
-                hook.wait_snapshot(vm.id, snap.id, timeout_s, poll_s)
-            log.info("Merging snapshot %s of %s (%s)", snap.id, vm.name, snap.description)
-            hook.remove_snapshot(vm.id, snap.id)
-            started.append((vm, snap))
+            hook.remove_snapshot(vm_id, snap.id)
+            started.append((vm_id, snap.id))
         except Exception as e:
-            errors.append(f"{vm.name}/{snap.id}: {e}")
+            errors.append(f"{vms[vm_id].name}/{snap.id}: {e}")
     deadline = time.monotonic() + timeout_s
-    for vm, snap in started:
-        try:
-            hook.wait_snapshot_gone(vm.id, snap.id, max(1.0, deadline - time.monotonic()), poll_s)
-        except Exception as e:
-            errors.append(f"{vm.name}/{snap.id}: {e}")
+    left = list(started)
+    while left:
+        current = hook.get_snapshots(left)
+        left = [ref for ref, snap in current.items() if snap is not None]
+        if left and time.monotonic() > deadline:
+            errors.extend(f"{vms[v].name}/{s}: still present after {timeout_s:.0f}s" for v, s in left)
+            break
+        if left:
+            time.sleep(poll_s)
     if errors:
         raise OvirtError(f"{len(errors)} DR snapshot(s) could not be merged: {errors}")
-    return [f"{vm.name}/{snap.id}" for vm, snap in started]
+    return [f"{vms[v].name}/{s}" for v, s in started]
 
 
 class OvirtMergeSnapshotsOperator(_OvirtOperator):

@@ -16,7 +16,13 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from ovirt_dr.gluster import GeoRepSession, build_georep_cmd, parse_georep_status
+from ovirt_dr.gluster import (
+    GeoRepSession,
+    SessionNotFound,
+    build_georep_cmd,
+    classify_error,
+    parse_georep_status,
+)
 
 
 class GeoRepCheckpointTrigger(BaseTrigger):
@@ -78,10 +84,12 @@ class GeoRepCheckpointTrigger(BaseTrigger):
         """One ``status detail --xml`` over SSH (separate so tests can drive the loop without SSH)."""
         from airflow.providers.ssh.hooks.ssh import SSHHookAsync
 
-        cmd = shlex.join(build_georep_cmd(self.session, "status", "detail", xml=True))
-        rc, out, err = await SSHHookAsync(ssh_conn_id=self.ssh_conn_id).run_command(cmd, timeout=120)
+        argv = build_georep_cmd(self.session, "status", "detail", xml=True)
+        rc, out, err = await SSHHookAsync(ssh_conn_id=self.ssh_conn_id).run_command(
+            shlex.join(argv), timeout=120
+        )
         if rc != 0:
-            raise RuntimeError(f"{cmd!r} exited {rc}: {(err or out).strip()[:300]}")
+            raise classify_error(rc, out, err, argv)
         return out
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -93,7 +101,10 @@ class GeoRepCheckpointTrigger(BaseTrigger):
             try:
                 status = parse_georep_status(await self.fetch_status_xml())
                 errors_in_row = 0
-            except Exception as e:  # SSH blips happen: give up only when they persist
+            except SessionNotFound as e:  # nothing will ever complete: say so at once
+                yield TriggerEvent({"status": "error", "message": str(e)})
+                return
+            except Exception as e:  # SSH blips and a busy glusterd happen: give up only when they persist
                 errors_in_row += 1
                 self.log.warning("poll %d: status failed (%d in a row): %s", polls, errors_in_row, e)
                 if errors_in_row >= 5:

@@ -27,12 +27,19 @@ class FakeOvirt:
     def vms_on_domain(self, name):
         return self.vms
 
-    def vm_disks_on_domain(self, vm_id, sd_id):
-        name = vm_id.removeprefix("id-")
-        return [NS(id=f"disk-{name}", image_id=self.leaf[f"disk-{name}"])]
+    def disks_on_domain(self, vm_ids, sd_id):
+        return {v: [NS(id=f"disk-{v.removeprefix('id-')}")] for v in vm_ids}
+
+    def snapshots_of(self, vm_ids):
+        return {v: list(self.snaps[v]) for v in vm_ids}
 
     def snapshots(self, vm_id):
         return list(self.snaps[vm_id])
+
+    @staticmethod
+    def gather(calls, missing_ok=False):
+        futures = [c() for c in calls]
+        return [f.wait() for f in futures]
 
     def freeze(self, vm_id):
         self.calls.append(("freeze", vm_id))
@@ -56,12 +63,17 @@ class FakeOvirt:
     def get_snapshot(self, vm_id, sid):
         return next((s for s in self.snaps[vm_id] if s.id == sid), None)
 
-    def snapshot_disks(self, vm_id, sid):
-        snap = self.get_snapshot(vm_id, sid)
-        return [NS(id=d, image_id=v) for d, v in snap.base.items()]
+    def get_snapshots(self, refs):
+        return {(v, s): self.get_snapshot(v, s) for v, s in refs}
 
-    def get_disk(self, disk_id):
-        return NS(id=disk_id, image_id=self.leaf[disk_id])
+    def snapshot_disks_of(self, refs):
+        return {
+            (v, s): [NS(id=d, image_id=vol) for d, vol in self.get_snapshot(v, s).base.items()]
+            for v, s in refs
+        }
+
+    def get_disks(self, disk_ids):
+        return {d: NS(id=d, image_id=self.leaf[d]) for d in disk_ids}
 
     def remove_snapshot(self, vm_id, sid):
         self.calls.append(("remove", vm_id, sid))
@@ -69,9 +81,6 @@ class FakeOvirt:
 
     def wait_snapshot(self, vm_id, sid, timeout, poll=1.0):
         return self.get_snapshot(vm_id, sid)
-
-    def wait_snapshot_gone(self, vm_id, sid, timeout, poll=1.0):
-        assert self.get_snapshot(vm_id, sid) is None
 
     def close(self):
         self.calls.append(("close",))

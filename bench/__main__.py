@@ -1,0 +1,216 @@
+"""Benchmarks: ``make bench`` (or ``python -m bench [P1 P2 P3 P6]``) prints one table.
+
+- P1  snapshot window for 50 VMs at 1 s emulated snapshot latency: the bounded concurrent pool vs the
+      same snapshots one after another (OvirtSnapshotVmsOperator against the engine emulator, real SDK).
+- P2  engine requests per sync of N VMs (the engine-side steps: preflight, OVF update, snapshots, merge,
+      event), read from the emulator's per-endpoint counter.
+- P3  parse time of the DAG file for 1,000 pairs: full, and with the parsing context of one DAG (a task run).
+- P6  worker-held seconds while a checkpoint wait lasts ``BENCH_P6_WAIT`` seconds (default 600): the
+      deferrable sensor's execute + execute_complete; the wait itself runs in the trigger.
+
+Nothing here is asserted: these are measurements, printed with what was measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO.parent / "shared" / "fixtures" / "gluster"
+ROWS: list[tuple[str, str, str]] = []
+
+
+def row(bench: str, what: str, value: str) -> None:
+    ROWS.append((bench, what, value))
+    print(f"  {bench:4} {what:58} {value}", flush=True)
+
+
+class Engine:
+    """An in-process engine emulator on a tmp dir with a generated site, and an Airflow connection to it."""
+
+    def __init__(self, vms: int, latency: dict[str, float]) -> None:
+        from ovirt_dr_lab.engine.server import EngineServer
+        from ovirt_dr_lab.engine.site import generate_site
+
+        self.tmp = Path(tempfile.mkdtemp(prefix="ovirt-dr-bench-"))
+        for name in ("gvmaster", "gvslave"):
+            (self.tmp / name).mkdir()
+        os.environ.update(
+            {"LAB_MASTER_MOUNT": str(self.tmp / "gvmaster"), "LAB_SLAVE_MOUNT": str(self.tmp / "gvslave"), "LAB_GLUSTER_HOST": "gluster.lab"}
+        )
+        site = generate_site(vms, disk_size_mib=16)
+        site["latency"] = latency
+        self.server = EngineServer(site, self.tmp / "state").start()
+        os.environ["AIRFLOW_CONN_OVIRT_BENCH"] = json.dumps(
+            {
+                "conn_type": "ovirt",
+                "host": self.server.url,
+                "login": "admin@internal",
+                "password": "lab-admin-pw",
+                "extra": {"ca_file": str(self.server.ca_file)},
+            }
+        )
+
+    def close(self) -> None:
+        import shutil
+
+        self.server.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def op(cls: Any, **kw: Any) -> Any:
+    from airflow.sdk import DAG
+
+    with DAG("dr_sync__data_gluster__bench", schedule=None):
+        return cls(task_id=cls.__name__, ovirt_conn_id="ovirt_bench", **kw)
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def p1() -> None:
+    from ovirt_dr.operators.ovirt import OvirtMergeSnapshotsOperator, OvirtSnapshotVmsOperator, OvirtSyncPreflightOperator
+
+    eng = Engine(50, {"snapshot": 1.0, "merge": 0.1})
+    try:
+        sd = op(OvirtSyncPreflightOperator, storage_domain="data_gluster", master_volume="gvmaster").execute({"run_id": "p1"})["sd_id"]
+        for label, conc in (("bounded pool of 50", 50), ("bounded pool of 8 (default)", 8), ("one after another", 1)):
+            secs, out = timed(
+                lambda c=conc: op(OvirtSnapshotVmsOperator, storage_domain="data_gluster", sd_id=sd, concurrency=c, poll_s=0.2).execute(
+                    {"run_id": f"p1-{c}"}
+                )
+            )
+            row("P1", f"snapshot 50 VMs at 1 s latency, {label}", f"{secs:7.1f} s ({len(out['vms'])} VMs)")
+            op(OvirtMergeSnapshotsOperator, storage_domain="data_gluster", poll_s=0.2).execute({"run_id": "p1"})
+    finally:
+        eng.close()
+
+
+def p2() -> None:
+    from ovirt_dr.hooks.ovirt import OvirtHook
+    from ovirt_dr.operators.ovirt import (
+        OvirtMergeSnapshotsOperator,
+        OvirtSnapshotVmsOperator,
+        OvirtSyncPreflightOperator,
+        OvirtUpdateOvfStoreOperator,
+    )
+
+    for n in (6, 50, 100):
+        eng = Engine(n, {"snapshot": 0.2, "merge": 0.2, "ovf_update": 0.2})
+        try:
+            eng.server.lab.reset_counters()
+            ctx = {"run_id": "p2"}
+            sd = op(OvirtSyncPreflightOperator, storage_domain="data_gluster", master_volume="gvmaster").execute(ctx)["sd_id"]
+            op(OvirtUpdateOvfStoreOperator, sd_id=sd, poll_s=0.5).execute(ctx)
+            op(OvirtSnapshotVmsOperator, storage_domain="data_gluster", sd_id=sd, poll_s=0.5).execute(ctx)
+            op(OvirtMergeSnapshotsOperator, storage_domain="data_gluster", poll_s=0.5).execute(ctx)
+            with OvirtHook("ovirt_bench") as hook:
+                hook.add_event(description="bench", severity="normal", custom_id=1, sd_id=sd)
+            counts = eng.server.lab.counters()
+            total = sum(v for k, v in counts.items() if "/sso/" not in k)
+            sso = sum(v for k, v in counts.items() if "/sso/" in k)
+            top = sorted(counts.items(), key=lambda kv: -kv[1])[:3]
+            row("P2", f"engine requests, one sync of {n} VMs (poll 0.5 s)", f"{total:7d} ({total / n:.1f}/VM; +{sso} SSO) top: {top}")
+        finally:
+            eng.close()
+
+
+def p3() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="ovirt-dr-bench-p3-"))
+    base = {
+        "site": "primary",
+        "master_volume": "gvmaster",
+        "gluster_ssh_conn_id": "g",
+        "slave_host": "dr.example.com",
+        "slave_volume": "gvslave",
+        "slave_ssh_conn_id": "s",
+        "alert_emails": ["ops@example.com"],
+    }
+    pairs = [{**base, "storage_domain": f"dom{i:04d}", "target": "dr", "master_volume": f"gv{i % 50}"} for i in range(1000)]
+    cfg = tmp / "ovirt_dr.yaml"
+    cfg.write_text(yaml.safe_dump({"sites": {"primary": {"ovirt_conn_id": "ovirt"}}, "pairs": pairs}))
+    code = (
+        "import time; t=time.perf_counter(); from airflow.dag_processing.dagbag import DagBag; "
+        f"b=DagBag(dag_folder={str(REPO / 'dags')!r}); "
+        "print(time.perf_counter()-t, len(b.dags), len(b.import_errors))"
+    )
+    for label, extra in (("full (1,000 DAGs)", {}), ("parsing context of one DAG", {"_AIRFLOW_PARSING_CONTEXT_DAG_ID": "dr_sync__dom0500__dr"})):
+        env = {**os.environ, "OVIRT_DR_CONFIG": str(cfg), "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW_HOME": str(tmp / "af"), **extra}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
+        secs, ndags, nerr = float(out[-3]), out[-2], out[-1]
+        row("P3", f"DagBag of dags/ for 1,000 pairs, {label}", f"{secs:7.2f} s ({ndags} DAGs, {nerr} errors)")
+
+
+def p6() -> None:
+    from airflow.exceptions import TaskDeferred
+
+    from ovirt_dr.sensors.gluster import GlusterGeoRepCheckpointSensor
+    from ovirt_dr.triggers.gluster import GeoRepCheckpointTrigger
+
+    wait = float(os.environ.get("BENCH_P6_WAIT", "600"))
+    done = (FIXTURES / "status-detail-checkpoint-completed.xml").read_text()
+    pending = (FIXTURES / "status-detail-syncing-changelog.xml").read_text()
+    label = "2026-11-21 14:55:49"
+    sensor = GlusterGeoRepCheckpointSensor(
+        task_id="wait", ssh_conn_id="x", master_volume="gvmaster", slave_host="127.0.0.1", slave_volume="gvslave", checkpoint={"epoch": 1, "label": label}
+    )
+    t = time.perf_counter()
+    try:
+        sensor.execute({})
+        raise RuntimeError("the sensor did not defer")
+    except TaskDeferred as deferred:
+        held = time.perf_counter() - t
+        trigger: GeoRepCheckpointTrigger = deferred.trigger
+    trigger.poll_interval_s = 30.0
+    started = time.monotonic()
+
+    async def fetch() -> str:
+        return done if time.monotonic() - started >= wait else pending
+
+    trigger.fetch_status_xml = fetch  # type: ignore[method-assign]
+
+    async def drive() -> dict[str, Any]:
+        async for event in trigger.run():
+            return event.payload
+        return {}
+
+    payload = asyncio.run(drive())
+    waited = time.monotonic() - started
+    t = time.perf_counter()
+    sensor.execute_complete({}, payload)
+    held += time.perf_counter() - t
+    row("P6", f"worker-held seconds for a {waited:.0f} s checkpoint wait", f"{held:7.3f} s ({payload.get('polls')} polls in the triggerer)")
+
+
+BENCHES = {"P1": p1, "P2": p2, "P3": p3, "P6": p6}
+
+
+def main(argv: list[str]) -> int:
+    os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="ovirt-dr-bench-af-"))
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    wanted = [a.upper() for a in argv] or list(BENCHES)
+    print(f"  {'':4} {'measured':58} result")
+    for name in wanted:
+        BENCHES[name]()
+    print("\n| bench | measured | result |\n|---|---|---|")
+    for b, what, value in ROWS:
+        print(f"| {b} | {what} | {value} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
