@@ -189,6 +189,13 @@ def up(paths: LabPaths, *, no_engines: bool = False) -> dict[str, float]:
             engines.start(paths, site, env)
     step("engines", t0)
 
+    # `up` means "everything healthy": switch off any fault left on (each switch-off is idempotent).
+    for name, on in sorted((State(paths).get("faults") or {}).items()):
+        if on:
+            log(f"fault {name} was on: switching it off")
+            log(fault(paths, name, False))
+    state = State(paths)  # fault() saved its own copy
+
     write_env(paths, env)
     state.set("up_complete", True)
     timings["total"] = round(time.monotonic() - t_all, 1)
