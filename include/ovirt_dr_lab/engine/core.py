@@ -366,6 +366,29 @@ class Engine:
                     "created_by_site": True,
                 },
             )
+
+        def make_disks(owner: str, disks: list[dict[str, Any]], vm_id: str | None) -> list[str]:
+            ids = []
+            for k, d in enumerate(disks):
+                alias = d.get("alias", f"{owner}_disk{k + 1}")
+                disk_id = self._id("disk", alias, d.get("id"))
+                s["disks"][disk_id] = {
+                    "id": disk_id,
+                    "alias": alias,
+                    "size": int(d.get("size_mib", 64)) * MIB,
+                    "format": d.get("format", "cow"),
+                    "sd_id": ref("sd", d.get("storage_domain"), f"disk {alias}"),
+                    "vm_id": vm_id,
+                    "bootable": bool(d.get("bootable", k == 0)),
+                    "interface": d.get("interface", "virtio_scsi"),
+                    "leaf": self._id("volume", alias + "/base", d.get("volume_id")),
+                    "base": self._id("volume", alias + "/base", d.get("volume_id")),
+                    "seed": zlib.crc32(disk_id.encode()),
+                    "status": "ok",
+                }
+                ids.append(disk_id)
+            return ids
+
         for t in site.get("templates", []) or []:
             tid = self._id("template", t["name"], t.get("id"))
             put(
@@ -381,7 +404,7 @@ class Engine:
                     "memory": int(t.get("memory_mib", 1024)) * MIB,
                     "cpus": int(t.get("cpus", 1)),
                     "status": "ok",
-                    "disk_ids": [],
+                    "disk_ids": make_disks(t["name"], t.get("disks", []), None),
                     "nics": [],
                     "created": created,
                 },
@@ -401,26 +424,7 @@ class Engine:
                         else None,
                     }
                 )
-            disk_ids = []
-            for k, d in enumerate(v.get("disks", [])):
-                alias = d.get("alias", f"{v['name']}_disk{k + 1}")
-                disk_id = self._id("disk", alias, d.get("id"))
-                sd_id = ref("sd", d["storage_domain"], f"disk {alias}")
-                s["disks"][disk_id] = {
-                    "id": disk_id,
-                    "alias": alias,
-                    "size": int(d.get("size_mib", 64)) * MIB,
-                    "format": d.get("format", "cow"),
-                    "sd_id": sd_id,
-                    "vm_id": vm_id,
-                    "bootable": bool(d.get("bootable", k == 0)),
-                    "interface": d.get("interface", "virtio_scsi"),
-                    "leaf": self._id("volume", alias + "/base", d.get("volume_id")),
-                    "base": self._id("volume", alias + "/base", d.get("volume_id")),
-                    "seed": zlib.crc32(disk_id.encode()),
-                    "status": "ok",
-                }
-                disk_ids.append(disk_id)
+            disk_ids = make_disks(v["name"], v.get("disks", []), vm_id)
             status = v.get("status", "down")
             hosts = [h for h in s["hosts"].values() if h["cluster_id"] == cluster_id]
             put(

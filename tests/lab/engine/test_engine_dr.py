@@ -103,7 +103,8 @@ def test_import_register_start_with_mapping(
     pvms = {v.name: v for v in conn.system_service().vms_service().list()}
     update_ovf_and_wait(conn, SD_ID)
     ovfs = DomainStorage(lab_dirs["master"], SD_ID, "data_gluster", "gluster.lab:/gvmaster").read_ovf_store()
-    assert set(ovfs) == {v.id for v in pvms.values()}
+    tpl = conn.system_service().templates_service().list()[0]
+    assert set(ovfs) == {v.id for v in pvms.values()} | {tpl.id}
     subprocess.run(
         ["cp", "-a", "--sparse=always", str(lab_dirs["master"] / SD_ID), str(lab_dirs["slave"])], check=True
     )
@@ -115,8 +116,18 @@ def test_import_register_start_with_mapping(
     sd_service = system.storage_domains_service().storage_domain_service(SD_ID)
     unregistered = {v.name: v for v in sd_service.vms_service().list(unregistered=True)}
     assert {n: v.id for n, v in unregistered.items()} == {n: v.id for n, v in pvms.items()}
+    assert len(sd_service.disks_service().list(unregistered=True)) == 8  # 7 VM disks + the template's
+    templates = sd_service.templates_service().list(unregistered=True)
+    assert [tpl.name for tpl in templates] == ["tpl-base"]
+    sd_service.templates_service().template_service(templates[0].id).register(
+        registration_configuration=t.RegistrationConfiguration(
+            cluster_mappings=[
+                t.RegistrationClusterMapping(from_=t.Cluster(name="Default"), to=t.Cluster(name="Recovery"))
+            ]
+        )
+    )
+    assert [tpl.name for tpl in system.templates_service().list()] == ["tpl-base"]
     assert sd_service.templates_service().list(unregistered=True) == []
-    assert len(sd_service.disks_service().list(unregistered=True)) == 7
 
     prod_dr = next(p for p in system.vnic_profiles_service().list() if p.name == "prod_dr")
     vm01 = sd_service.vms_service().vm_service(unregistered["vm01"].id)
@@ -271,7 +282,7 @@ def test_periodic_ovf_updater(start_engine, lab_dirs: dict[str, Path]) -> None: 
     server = start_engine(site_dict("primary", ovf_update_interval_s=0.3), "engine-ovf")
     ds = DomainStorage(lab_dirs["master"], SD_ID, "data_gluster", "gluster.lab:/gvmaster")
     ovfs = wait_for(lambda: _read_ovfs(ds), timeout=10, what="periodic OVF_STORE write")
-    assert len(ovfs) == 6
+    assert len(ovfs) == 7  # 6 VMs + the template
     assert server.lab.counters() == {}  # the engine did it on its own
 
 
