@@ -1037,6 +1037,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
         api: Api = self.server.api  # type: ignore[attr-defined]
+        started = time.monotonic()
         try:
             resp = api.handle(self.command, self.path, headers, body)
         except Exception as exc:  # an emulator bug must surface as a 500 fault, not a dropped connection
@@ -1045,6 +1046,12 @@ class RequestHandler(BaseHTTPRequestHandler):
         if resp is None:
             self.close_connection = True
             return
+        if self.command != "GET" or resp.status >= 400:
+            # changes and refusals are what one looks for in an engine log; plain reads stay at debug
+            level = logging.INFO if "/ovirt-engine/lab/" not in self.path else logging.DEBUG
+            log.log(
+                level, "%s %s -> %d (%.3fs)", self.command, self.path, resp.status, time.monotonic() - started
+            )
         self.send_response(resp.status)
         self.send_header("Content-Type", resp.content_type)
         self.send_header("Content-Length", str(len(resp.body)))

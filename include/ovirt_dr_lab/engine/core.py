@@ -25,6 +25,7 @@ import logging
 import os
 import random
 import shutil
+import socket
 import threading
 import time
 import uuid
@@ -110,6 +111,27 @@ def now_iso() -> str:
 def _display(status: str) -> str:
     """``wait_for_launch`` -> ``WaitForLaunch``: how the engine names a status in its messages."""
     return "".join(part.capitalize() for part in status.split("_"))
+
+
+def _addresses(name: str) -> set[str]:
+    try:
+        return {info[4][0] for info in socket.getaddrinfo(name, None)}
+    except OSError:
+        return set()
+
+
+def _is_local(ips: set[str]) -> bool:
+    if any(ip.startswith("127.") or ip == "::1" for ip in ips):
+        return True
+    return bool(ips & _addresses(socket.gethostname()))
+
+
+def _same_host(a: str, b: str) -> bool:
+    """Two server names reach the same machine (same address, or both this machine)."""
+    ia, ib = _addresses(a), _addresses(b)
+    if not ia or not ib:
+        return False
+    return bool(ia & ib) or (_is_local(ia) and _is_local(ib))
 
 
 class Scheduler:
@@ -551,18 +573,31 @@ class Engine:
                 self.s["snapshots"].pop(snap["id"], None)
 
     def resolve_mount(self, address: str, path: str) -> Path:
-        """Where ``address:path`` is mounted here (site ``gluster_mounts`` or a site domain's local_dir)."""
-        path = path if path.startswith("/") else "/" + path
-        key = f"{address}:{path}"
-        for remote, local in self.gluster_mounts.items():
-            r_addr, _, r_path = remote.partition(":")
-            r_path = r_path if r_path.startswith("/") else "/" + r_path
-            if (r_addr, r_path.rstrip("/")) == (address, path.rstrip("/")):
-                return require_path(local, f"gluster_mounts[{remote}]")
-        for sd in self.site.get("storage_domains", []):
-            if (sd.get("address"), sd.get("path", "").rstrip("/")) == (address, path.rstrip("/")):
-                return require_path(sd.get("local_dir"), f"storage domain {sd['name']} local_dir")
-        raise conflict(f"Cannot connect to storage server {key}: the path is not mounted on any host")
+        """Where ``address:path`` is mounted here (site ``gluster_mounts`` or a site domain's local_dir).
+
+        The address matches when it is the same name, or when both names resolve to the same machine (in
+        the lab the Gluster host is this machine under its hostname, ``127.0.0.1`` or ``localhost``, as
+        a real host reaches one Gluster server under any of its names).
+        """
+        path = "/" + path.strip("/")
+        candidates: list[tuple[str, str, str]] = [
+            (remote.partition(":")[0], "/" + remote.partition(":")[2].strip("/"), local)
+            for remote, local in self.gluster_mounts.items()
+        ]
+        candidates += [
+            (sd.get("address", ""), "/" + sd.get("path", "").strip("/"), sd.get("local_dir", ""))
+            for sd in self.site.get("storage_domains", [])
+        ]
+        same_path = [(addr, local) for addr, p, local in candidates if p == path]
+        for addr, local in same_path:
+            if addr == address:
+                return require_path(local, f"mount of {addr}:{path}")
+        for addr, local in same_path:
+            if _same_host(addr, address):
+                return require_path(local, f"mount of {addr}:{path}")
+        raise conflict(
+            f"Cannot connect to storage server {address}:{path}: the path is not mounted on any host"
+        )
 
     # ---- events and jobs -----------------------------------------------------------------------
     def add_event(

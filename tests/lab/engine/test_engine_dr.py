@@ -291,3 +291,45 @@ def _read_ovfs(ds: DomainStorage) -> dict[str, str]:
         return ds.read_ovf_store()
     except Exception:  # no store written yet
         return {}
+
+
+def test_import_reaches_the_volume_under_any_name_of_its_host(
+    start_engine, lab_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    from ovirt_dr_lab.engine.testing import connect, site_dict
+
+    monkeypatch.setenv("LAB_GLUSTER_HOST", socket.gethostname())
+    primary = start_engine(site_dict("primary"), "engine-p2")
+    pconn = connect(primary)
+    update_ovf_and_wait(pconn, SD_ID)
+    pconn.close()
+    subprocess.run(
+        ["cp", "-a", "--sparse=always", str(lab_dirs["master"] / SD_ID), str(lab_dirs["slave"])], check=True
+    )
+    secondary = start_engine(site_dict("secondary"), "engine-s2")
+    sconn = connect(secondary)
+    sds = sconn.system_service().storage_domains_service()
+
+    def imported(address: str) -> t.StorageDomain:
+        return sds.add(
+            t.StorageDomain(
+                name="dr",
+                type=t.StorageDomainType.DATA,
+                import_=True,
+                host=t.Host(name="host2"),
+                storage=t.HostStorage(
+                    type=t.StorageType.GLUSTERFS, address=address, path="/gvslave", vfs_type="glusterfs"
+                ),
+            )
+        )
+
+    with pytest.raises(ovirtsdk4.Error) as err:
+        imported("203.0.113.7")  # TEST-NET: not this machine
+    assert err.value.code == 409 and "not mounted" in err.value.fault.detail
+    assert imported("127.0.0.1").id == SD_ID  # the site maps <hostname>:/gvslave; 127.0.0.1 is the same host
+    with pytest.raises(ovirtsdk4.Error) as err:
+        imported("localhost")
+    assert err.value.code == 409 and "already exists" in err.value.fault.detail
+    sconn.close()
