@@ -1,0 +1,31 @@
+"""An emulated oVirt engine that the unmodified ovirtsdk4 drives, with real qcow2 storage.
+
+Modules:
+
+- ``server``: :class:`EngineServer` (HTTPS, HTTP/1.1, threaded) -- ``start()``, ``stop()``, ``url``, ``ca_file``, ``lab``.
+- ``api``: SSO, REST routes, faults, counters, fault injection, lab-only JSON endpoints.
+- ``core``: the inventory (JSON state in ``<state_dir>/state.json``) and every operation: snapshots and live
+  merge, OVF_STORE updates, import/attach/activate/deactivate/detach/remove of domains, registration with
+  the DR mappings, VM power with status transitions, freeze/thaw log, guest writer, jobs and events.
+- ``render``: XML written with the SDK's own writers. ``search``: the search grammar.
+- ``storage`` / ``ovf`` (helper A2): vdsm's on-disk layout with ``qemu-img``/``qemu-io``; OVF descriptors.
+- ``client``: :class:`LabEngineClient` for the lab-only endpoints. ``cli``: ``ovirt-dr-lab engine`` and
+  ``ovirt-dr-lab gen-site``. ``testing``: helpers for tests that start an engine in-process.
+
+Site YAML (``include/ovirt_dr_lab/sites/primary.yaml`` is the example; values go through expandvars; ids
+are derived from names unless given)::
+
+    name, version, latency: {snapshot, merge, ovf_update, register, start, stop, attach, activate, deactivate}
+    ovf_update_interval_s (3600), token_ttl_s (3600), workers (8)
+    users: [{username: admin@internal, password}]   aaa_domains: [internal]
+    roles: [{name, administrative}]   data_centers: [{name}]   clusters: [{name, data_center}]
+    hosts: [{name, cluster, address, status}]   networks: [{name, data_center}]
+    vnic_profiles: [{name, network}]
+    storage_domains: [{name, id, address, path, local_dir, data_center, master}]
+    gluster_mounts: {"host:/volume": local_dir}          # where an import finds a volume
+    vms: [{name, cluster, status, memory_mib, cpus, description, ha, priority,
+           nics: [{name, vnic_profile, mac}],
+           disks: [{alias, size_mib, format: cow|raw, storage_domain, bootable, interface}]}]
+    templates: [{name, cluster, memory_mib, cpus, description, disks: [...]}]
+    affinity_groups: [{name, cluster, vms, positive, enforcing}]   affinity_labels: [{name, vms, hosts}]
+"""

@@ -914,7 +914,8 @@ class Api:
                     )
         created = self.e.add_event(
             ev.description,
-            code=0,
+            # AuditLogType EXTERNAL_EVENT_NORMAL (9801), _WARNING, _ERROR, EXTERNAL_ALERT
+            code={"normal": 9801, "warning": 9802, "error": 9803, "alert": 9804}.get(ev.severity.value, 9801),
             severity=ev.severity.value,
             origin=ev.origin,
             custom_id=ev.custom_id,
