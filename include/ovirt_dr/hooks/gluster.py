@@ -340,8 +340,15 @@ class GlusterGeoRepHook(BaseHook):
         """True if a file system is mounted exactly at ``mountpoint`` (``findmnt --mountpoint``)."""
         return self.mount_source(mountpoint) is not None
 
-    def mount(self, volume: str, host: str, mountpoint: str, read_only: bool = False) -> bool:
+    def mount(
+        self, volume: str, host: str, mountpoint: str, read_only: bool = False, as_georep: bool = False
+    ) -> bool:
         """FUSE-mount ``host:/volume`` at ``mountpoint`` (created if missing).
+
+        ``as_georep`` mounts as geo-replication's own client (``--client-pid=-1``): geo-rep's ``create`` sets
+        ``features.read-only on`` on the slave volume, which refuses every other client, and the replica
+        cleanup must delete this run's overlays there. This changes no volume option, so nothing is left
+        writable if the task dies; use it only on a stopped session's slave.
 
         Returns False if that same volume is already mounted there; a different file system there is an error.
         """
@@ -366,7 +373,14 @@ class GlusterGeoRepHook(BaseHook):
                 reason="mountpoint busy",
             )
         self.run(["mkdir", "-p", "--", mnt])
-        self.run(["mount", "-t", "glusterfs", *(["-o", "ro"] if read_only else []), source, mnt])
+        if as_georep:
+            if read_only:
+                raise ValueError("as_georep mounts are for writing; do not combine with read_only")
+            self.run(
+                ["glusterfs", "--client-pid=-1", f"--volfile-server={host}", f"--volfile-id={volume}", mnt]
+            )
+        else:
+            self.run(["mount", "-t", "glusterfs", *(["-o", "ro"] if read_only else []), source, mnt])
         return True
 
     def umount(self, mountpoint: str) -> bool:

@@ -175,7 +175,8 @@ class GlusterReplicaCleanupOperator(_GlusterOperator):
         hook = self.hook
         removed: list[str] = []
         relinked = 0
-        with self.mounted(hook, self.session.slave_host, self.session.slave_volume) as mnt:
+        # geo-rep made the slave read-only for ordinary clients: write as geo-rep's own client
+        with self.mounted(hook, self.session.slave_host, self.session.slave_volume, as_georep=True) as mnt:
             files = DomainFiles(hook, f"{mnt}/{self.sd_id}")
             images = files.images(d["disk_id"] for d in disks)
             for d in disks:

@@ -1,0 +1,42 @@
+"""The replica cleanup can write on a geo-rep slave volume, which geo-rep made read-only for others."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from ovirt_dr.hooks.gluster import GlusterGeoRepHook
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture
+def slave_hook(monkeypatch, tmp_path):
+    from ovirt_dr_lab.labenv import load_lab_env
+
+    env = load_lab_env()
+    monkeypatch.setenv("AIRFLOW_CONN_GLUSTER_SECONDARY", env["AIRFLOW_CONN_GLUSTER_SECONDARY"])
+    with GlusterGeoRepHook(ssh_conn_id="gluster_secondary") as hook:
+        yield hook, env
+
+
+def test_slave_is_read_only_but_the_georep_client_mount_writes(slave_hook, tmp_path):
+    hook, env = slave_hook
+    host = env["LAB_GLUSTER_HOST"]
+    ro = f"{tmp_path}/plain"
+    rw = f"{tmp_path}/georep"
+    hook.mount("gvslave", host, ro)
+    try:
+        res = hook.run(["touch", f"{ro}/.ovirt-dr-probe"], check=False)
+        assert res.rc != 0 and "Read-only" in res.stderr  # what geo-rep's create did to the slave
+    finally:
+        hook.umount(ro)
+    hook.mount("gvslave", host, rw, as_georep=True)
+    try:
+        hook.write_file(f"{rw}/.ovirt-dr-probe", b"x")
+        assert hook.read_file(f"{rw}/.ovirt-dr-probe") == b"x"
+        hook.remove_files([f"{rw}/.ovirt-dr-probe"])
+    finally:
+        assert hook.umount(rw)
+    assert subprocess.run(["findmnt", rw], capture_output=True).returncode == 1
