@@ -156,7 +156,7 @@ def p3() -> None:
 
 
 def p6() -> None:
-    from airflow.exceptions import TaskDeferred
+    from airflow.sdk.exceptions import TaskDeferred
 
     from ovirt_dr.sensors.gluster import GlusterGeoRepCheckpointSensor
     from ovirt_dr.triggers.gluster import GeoRepCheckpointTrigger

@@ -438,7 +438,7 @@ class OvirtSyncReportOperator(_OvirtOperator):
         self.audit_task_id = audit_task_id
 
     def run(self, context: Context) -> dict[str, Any]:
-        from airflow.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException
 
         ti = context["ti"]
         run_id = context["run_id"]
