@@ -399,7 +399,7 @@ def fault(paths: LabPaths, name: str, on: bool, *, size_mb: int = 256, bwlimit_k
             gluster.ensure_mount(paths, gluster.SLAVE, paths.slave_mount)
         msg = f"slave volume {gluster.SLAVE} {'stopped' if on else 'started'}"
     elif name == "faulty":
-        msg = _fault_faulty(paths, on)
+        msg = _fault_faulty(paths, state, on)
     elif name == "slow":
         msg = _fault_slow(paths, on, size_mb=size_mb, bwlimit_kbps=bwlimit_kbps)
     else:
@@ -409,27 +409,39 @@ def fault(paths: LabPaths, name: str, on: bool, *, size_mb: int = 256, bwlimit_k
     return msg
 
 
-def _fault_faulty(paths: LabPaths, on: bool) -> str:
-    """Cut geo-replication's ssh to the slave host (its own sshd), so gsyncd's workers go Faulty.
+def _fault_faulty(paths: LabPaths, state: State, on: bool) -> str:
+    """Leave the session started and Faulty: geo-replication's ssh to the slave host (its own sshd) is cut.
 
-    Airflow's sshd and the volumes stay up: the pipeline sees a Faulty session, nothing else. If the session is
-    running, wait until status shows it.
+    A session that is *started* while the slave host is unreachable does not show Faulty: its monitor fails
+    before the workers start and status reads Stopped. So, as in a real outage, the session is started (if it
+    was not) while the slave is reachable, then the slave's sshd and its open connections go: the worker dies,
+    the monitor restarts it, its ssh is refused, status shows Faulty. Airflow's sshd and the volumes stay up.
+    ``off`` brings the sshd back, waits for Active and stops the session again if ``on`` started it.
     """
-    running = bool(set(gluster.session_worker_states()) & {"Active", "Passive", "Initializing...", "Faulty"})
     port = sshd.GEOREP_SSH_PORT
+    faulty = state.section("faulty")
     if on:
-        # Stopping the listener with its connections kills gsyncd's ssh: the worker dies, the monitor restarts
-        # it, its ssh is refused, and status shows Faulty until the fault is switched off.
+        running = bool(set(gluster.session_worker_states()) & {"Active", "Passive", "Faulty"})
+        if not running:
+            sshd.start(paths, "sshd-georep")
+            gluster.georep("start", "force")
+            faulty["started_session"] = True
+            state.save()
+            if not gluster.wait_for_state({"Active", "Passive"}, timeout=90):
+                raise LabError("geo-rep session did not become Active within 90 s; cannot make it Faulty")
         sshd.stop(paths, "sshd-georep")
-        if running:
-            seen = gluster.wait_for_state({"Faulty"}, timeout=90)
-            return f"geo-rep ssh (127.0.0.1:{port}) down; session {'Faulty' if seen else 'NOT Faulty after 90 s'}"
-        return f"geo-rep ssh (127.0.0.1:{port}) down; the session goes Faulty when started"
+        seen = gluster.wait_for_state({"Faulty"}, timeout=90)
+        return f"geo-rep ssh (127.0.0.1:{port}) down; session {'Faulty' if seen else 'NOT Faulty after 90 s'}"
     sshd.start(paths, "sshd-georep")
-    if running:
+    msg = "geo-rep ssh back"
+    if set(gluster.session_worker_states()) & {"Active", "Passive", "Faulty", "Initializing..."}:
         healthy = gluster.wait_for_state({"Active", "Passive"}, timeout=120)
-        return f"geo-rep ssh back; session {'Active' if healthy else 'still not Active after 120 s'}"
-    return "geo-rep ssh back"
+        msg += f"; session {'Active' if healthy else 'still not Active after 120 s'}"
+    if faulty.pop("started_session", False):
+        gluster.georep("stop", "force", check=False)
+        msg += "; session stopped again (the fault had started it)"
+    state.save()
+    return msg
 
 
 def _fault_slow(paths: LabPaths, on: bool, *, size_mb: int, bwlimit_kbps: int) -> str:
