@@ -21,6 +21,7 @@ from ovirt_dr_lab.labparts.common import (
     LabPaths,
     State,
     is_mounted,
+    lab_lock,
     log,
     port_open,
     recorded_pid,
@@ -214,7 +215,8 @@ def up_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     paths = LabPaths.default()
     try:
-        timings = up(paths, no_engines=args.no_engines)
+        with lab_lock(paths):
+            timings = up(paths, no_engines=args.no_engines)
     except LabError as exc:
         print(f"ovirt-dr-lab up: FAILED: {exc}", file=sys.stderr)
         return 1
@@ -285,7 +287,7 @@ def down(paths: LabPaths, *, keep_rsync: bool = False) -> list[str]:
         notes.append(f"gluster processes still serving the lab: {lingering}")
     if not alive and not any(is_mounted(m) for m in (paths.master_mount, paths.slave_mount)):
         for child in paths.root.iterdir() if paths.root.exists() else []:
-            if child.name == "logs":
+            if child.name in ("logs", ".lock"):
                 continue  # kept for post-mortems; small
             if child.is_dir():
                 shutil.rmtree(child, ignore_errors=True)
@@ -308,7 +310,8 @@ def down_main(argv: list[str]) -> int:
         return 0
     t0 = time.monotonic()
     try:
-        notes = down(paths, keep_rsync=args.keep_rsync)
+        with lab_lock(paths):
+            notes = down(paths, keep_rsync=args.keep_rsync)
     except LabError as exc:
         print(f"ovirt-dr-lab down: FAILED: {exc}", file=sys.stderr)
         return 1
@@ -478,9 +481,10 @@ def fault_main(argv: list[str]) -> int:
         print("ovirt-dr-lab fault: the lab is not up", file=sys.stderr)
         return 1
     try:
-        print(
-            fault(paths, args.name, args.switch == "on", size_mb=args.size_mb, bwlimit_kbps=args.bwlimit_kbps)
-        )
+        with lab_lock(paths):
+            on = args.switch == "on"
+            msg = fault(paths, args.name, on, size_mb=args.size_mb, bwlimit_kbps=args.bwlimit_kbps)
+        print(msg)
     except LabError as exc:
         print(f"ovirt-dr-lab fault: FAILED: {exc}", file=sys.stderr)
         return 1

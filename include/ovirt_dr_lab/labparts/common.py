@@ -8,6 +8,8 @@ process start time so a recycled PID is never killed.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -15,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,25 +207,30 @@ def proc_cmdline(pid: int) -> str:
 
 
 def record_process(paths: LabPaths, name: str, pid: int) -> None:
-    """Write ``<lab>/pids/<name>.pid`` with the PID and its start time (``PID STARTTIME``)."""
+    """Write ``<lab>/pids/<name>.pid`` (just the PID, as every tool expects) and ``<name>.start`` (its start time).
+
+    The start time lets ``down`` tell the recorded process from a later one that got the same PID.
+    """
     paths.pids.mkdir(parents=True, exist_ok=True)
     start = proc_start_time(pid)
-    paths.pid_file(name).write_text(f"{pid} {start if start is not None else ''}\n".replace(" \n", "\n"))
+    paths.pid_file(name).write_text(f"{pid}\n")
+    paths.pid_file(name).with_suffix(".start").write_text(f"{start if start is not None else ''}\n")
 
 
 def recorded_pid(paths: LabPaths, name: str) -> int | None:
     """The PID in ``<lab>/pids/<name>.pid`` if that very process (same start time) is still alive."""
     try:
-        parts = paths.pid_file(name).read_text().split()
-    except OSError:
+        pid = int(paths.pid_file(name).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
         return None
-    if not parts:
-        return None
-    pid = int(parts[0])
     start = proc_start_time(pid)
     if start is None:
         return None
-    if len(parts) > 1 and int(parts[1]) != start:
+    try:
+        recorded = paths.pid_file(name).with_suffix(".start").read_text().strip()
+    except OSError:
+        recorded = ""
+    if recorded and int(recorded) != start:
         return None  # PID reused by another process since the lab recorded it
     return pid
 
@@ -286,7 +293,7 @@ def stop_recorded(paths: LabPaths, name: str, timeout: float = 15, with_descenda
     """
     pid = recorded_pid(paths, name)
     if pid is None:
-        paths.pid_file(name).unlink(missing_ok=True)
+        forget_process(paths, name)
         return False
     kids = descendants(pid) if with_descendants else []
     try:
@@ -311,8 +318,13 @@ def stop_recorded(paths: LabPaths, name: str, timeout: float = 15, with_descenda
                 os.kill(kid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-    paths.pid_file(name).unlink(missing_ok=True)
+    forget_process(paths, name)
     return True
+
+
+def forget_process(paths: LabPaths, name: str) -> None:
+    paths.pid_file(name).unlink(missing_ok=True)
+    paths.pid_file(name).with_suffix(".start").unlink(missing_ok=True)
 
 
 def _reap(pid: int) -> None:
@@ -360,3 +372,16 @@ def is_mounted(path: Path) -> bool:
     except OSError:
         pass
     return False
+
+
+@contextlib.contextmanager
+def lab_lock(paths: LabPaths) -> Iterator[None]:
+    """Serialize ``up``, ``down`` and ``fault`` (make targets and tests may call them at the same time)."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    with open(paths.root / ".lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log("another ovirt-dr-lab up/down/fault is running: waiting for it")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield
