@@ -70,8 +70,8 @@ VM_STATUS_NUM = {
     "image_locked": 15,
     "powering_down": 16,
 }
-MAX_EVENTS = 20000
-MAX_JOBS = 5000
+MAX_EVENTS = 5000
+MAX_JOBS = 2000
 MAX_WRITES = 200000
 
 
@@ -220,7 +220,7 @@ class Engine:
             self._dirty.set()
             return
         with self.lock:
-            text = json.dumps(self.s, indent=1, sort_keys=True)
+            text = json.dumps(self.s, default=str)
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(text)
         os.replace(tmp, self.state_file)
@@ -231,7 +231,7 @@ class Engine:
                 self._dirty.clear()
                 try:
                     self.save(now=True)
-                except OSError:
+                except Exception:  # keep the saver alive; the next change retries
                     log.exception("saving engine state failed")
 
     def close(self) -> None:
@@ -1387,9 +1387,12 @@ class Engine:
                 )
             sd["status"] = "activating"
             self.save()
-        self.sched.call_later(
-            self.latency.get("activate", 0.3), lambda: self._set_sd_status(sd_id, "active", {"activating"})
-        )
+
+        def activated() -> None:
+            self._load_unregistered(sd_id)  # the engine re-reads the OVF_STORE when a domain comes back
+            self._set_sd_status(sd_id, "active", {"activating"})
+
+        self.sched.call_later(self.latency.get("activate", 0.3), activated)
 
     def deactivate_domain(self, dc_id: str, sd_id: str) -> None:
         with self.lock:
