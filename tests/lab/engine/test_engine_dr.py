@@ -333,3 +333,38 @@ def test_import_reaches_the_volume_under_any_name_of_its_host(
         imported("localhost")
     assert err.value.code == 409 and "already exists" in err.value.fault.detail
     sconn.close()
+
+
+def test_register_with_explicit_cluster_and_legacy_vnic_mappings(
+    conn: ovirtsdk4.Connection, sconn: ovirtsdk4.Connection, lab_dirs: dict[str, Path]
+) -> None:
+    update_ovf_and_wait(conn, SD_ID)
+    subprocess.run(
+        ["cp", "-a", "--sparse=always", str(lab_dirs["master"] / SD_ID), str(lab_dirs["slave"])], check=True
+    )
+    import_and_attach(sconn)
+    system = sconn.system_service()
+    sd_vms = system.storage_domains_service().storage_domain_service(SD_ID).vms_service()
+    by_name = {v.name: v for v in sd_vms.list(unregistered=True)}
+    with pytest.raises(ovirtsdk4.NotFoundError) as err:  # an explicit unknown cluster: the REST layer's 404
+        sd_vms.vm_service(by_name["vm02"].id).register(cluster=t.Cluster(name="Nope"))
+    assert "Cluster" in err.value.fault.detail
+    prod_dr = next(p for p in system.vnic_profiles_service().list() if p.name == "prod_dr")
+    sd_vms.vm_service(by_name["vm02"].id).register(
+        cluster=t.Cluster(name="Recovery"),
+        vnic_profile_mappings=[
+            t.VnicProfileMapping(
+                source_network_name="prod",
+                source_network_profile_name="prod",
+                target_vnic_profile=t.VnicProfile(id=prod_dr.id),
+            )
+        ],
+    )
+    sd_vms.vm_service(by_name["vm05"].id).register(cluster=t.Cluster(name="Recovery"))  # no mapping for prod
+    nics = {
+        name: system.vms_service().vm_service(by_name[name].id).nics_service().list()[0]
+        for name in ("vm02", "vm05")
+    }
+    assert nics["vm02"].vnic_profile.id == prod_dr.id and nics["vm02"].plugged
+    assert nics["vm05"].vnic_profile is None and not nics["vm05"].plugged  # profile missing here: left empty
+    assert {v.name for v in sd_vms.list(unregistered=True)} == {"vm01", "vm03", "vm04", "vm06"}
