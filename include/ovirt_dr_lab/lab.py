@@ -257,6 +257,11 @@ def down(paths: LabPaths, *, keep_rsync: bool = False) -> list[str]:
             gluster.ensure_glusterd(paths, state)
             started_glusterd = ours = True
         if gluster.glusterd_responds():
+            faults = state.get("faults") or {}
+            if faults.get("stop-slave"):  # a session whose slave volume is stopped does not delete cleanly
+                gluster.gluster("volume", "start", gluster.SLAVE, "force", check=False)
+            if faults.get("faulty") and recorded_pid(paths, "sshd-georep") is None:
+                sshd.start(paths, "sshd-georep")
             gluster.delete_session(state)
             for mnt in (paths.master_mount, paths.slave_mount):
                 gluster.umount(mnt)
