@@ -86,6 +86,8 @@ class AirflowStandalone:
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
                 "AIRFLOW__API__PORT": str(self.port),
                 "AIRFLOW__API__HOST": "127.0.0.1",
+                # task workers reach the API server here; it must follow the port above
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
@@ -233,6 +235,16 @@ class AirflowStandalone:
     def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
         res = self.api("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}})
         return res["dag_run_id"]
+
+    def first_run(self, dag_id: str, timeout: float = 30) -> str:
+        """The run an unpause starts (the schedule's latest tick), or a manual one if none comes."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            runs = [r for r in self.runs(dag_id) if r["state"] in ("queued", "running")]
+            if runs:
+                return runs[-1]["dag_run_id"]
+            time.sleep(2)
+        return self.trigger(dag_id)
 
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
         return self.api("GET", f"/dags/{dag_id}/dagRuns?order_by=-start_date&limit=100")["dag_runs"]

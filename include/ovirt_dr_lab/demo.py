@@ -110,7 +110,8 @@ def run_demo(timeout: float) -> int:
     lab.start_writer(vm_ids, 0.2, 65536)
     try:
         af.unpause(LAB_DAG_ID)
-        run_id = af.trigger(LAB_DAG_ID)
+        run_id = af.first_run(LAB_DAG_ID)
+        print(f"  run {run_id}", flush=True)
         started = time.monotonic()
         run = af.wait_run(LAB_DAG_ID, run_id, timeout, progress=_print_states)
         seconds = time.monotonic() - started

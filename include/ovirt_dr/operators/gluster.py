@@ -71,15 +71,21 @@ class _GlusterOperator(BaseOperator):
 
     @contextmanager
     def mounted(
-        self, hook: GlusterGeoRepHook, host: str, volume: str, read_only: bool = False
+        self,
+        hook: GlusterGeoRepHook,
+        host: str,
+        volume: str,
+        read_only: bool = False,
+        as_georep: bool = False,
     ) -> Iterator[str]:
-        """Mount ``host:/volume`` at ``<mount_root>/<volume>`` on the node for the block, then unmount.
+        """Mount ``host:/volume`` at ``<mount_root>/<volume>[-rw]`` on the node for the block, then unmount.
 
         A mount that was already there (an operator killed half-way) is reused and then unmounted too.
+        ``as_georep`` mounts as geo-rep's own client, the only one a geo-rep slave lets write.
         """
-        mountpoint = f"{self.mount_root}/{volume}"
+        mountpoint = f"{self.mount_root}/{volume}{'-rw' if as_georep else ''}"
         if not hook.is_mounted(mountpoint):
-            hook.mount(volume, host, mountpoint, read_only=read_only)
+            hook.mount(volume, host, mountpoint, read_only=read_only, as_georep=as_georep)
         try:
             yield mountpoint
         finally:
