@@ -352,7 +352,9 @@ def status(paths: LabPaths) -> list[tuple[str, bool, str]]:
         )
     if responds and gluster.session_exists():
         workers = gluster.session_worker_states()
-        rows.append(("geo-rep session", "Faulty" not in workers, f"{gluster.SLAVE_URL} workers {workers}"))
+        drift = gluster.session_config_drift()
+        detail = f"{gluster.SLAVE_URL} workers {workers}" + (f"; config changed: {drift}" if drift else "")
+        rows.append(("geo-rep session", "Faulty" not in workers and not drift, detail))
     else:
         rows.append(("geo-rep session", False, "missing"))
     for name in ("sshd", "sshd-georep"):

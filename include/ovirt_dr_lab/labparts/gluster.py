@@ -233,6 +233,17 @@ def ensure_session(paths: LabPaths, state: State) -> None:
             georep("config", key, value)
 
 
+def session_config_drift() -> list[str]:
+    """``key=value (want X)`` for every lab setting of the session that someone changed since ``up``."""
+    current = dict(
+        (k.strip(), v.strip())
+        for k, v in (
+            line.split(":", 1) for line in georep("config", check=False).stdout.splitlines() if ":" in line
+        )
+    )
+    return [f"{k}={current.get(k)} (want {v})" for k, v in GEOREP_CONFIG if current.get(k) != v]
+
+
 def georep_stop() -> None:
     georep("stop", "force", check=False)
 
