@@ -213,7 +213,7 @@ class AirflowStandalone:
             self.api("POST", "/pools", body)
 
     def set_pool_slots(self, name: str, slots: int) -> None:
-        self.api("PATCH", f"/pools/{name}?update_mask=slots", {"name": name, "slots": slots})
+        self.api("PATCH", f"/pools/{name}", {"name": name, "slots": slots, "include_deferred": True})
 
     def wait_dag(self, dag_id: str, timeout: float = 120) -> dict[str, Any]:
         """Wait until the dag-processor has serialized ``dag_id``; fail with the import errors otherwise."""

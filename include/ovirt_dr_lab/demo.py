@@ -107,7 +107,7 @@ def run_demo(timeout: float) -> int:
     finally:
         conn.close()
     lab = lab_client(env)
-    lab.start_writer(vm_ids, 0.2, 65536)
+    lab.start_writer(vm_ids, 1.0, 65536)
     try:
         af.unpause(LAB_DAG_ID)
         run_id = af.first_run(LAB_DAG_ID)

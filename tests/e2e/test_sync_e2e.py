@@ -196,7 +196,7 @@ def test_three_scheduled_cycles_leave_a_consistent_replica(airflow, engine, lab,
     # T0: every disk's content before any write of this test, and the log position
     t0 = {d: bytearray(guest_view(master / d / lab.disk_chain(d)[-1])) for d in disks}
     seq0 = max((w["seq"] for w in lab.writes()), default=0)
-    lab.start_writer([vms[n].id for n in sorted({disks[d] for d in disks})], 0.2, 65536)
+    lab.start_writer([vms[n].id for n in sorted({disks[d] for d in disks})], 1.0, 65536)
 
     seen_runs: set[str] = set()
     airflow.unpause(MAIN)
