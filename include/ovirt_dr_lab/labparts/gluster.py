@@ -23,6 +23,7 @@ from ovirt_dr_lab.labparts.common import (
     is_mounted,
     log,
     proc_cmdline,
+    proc_start_time,
     record_process,
     recorded_pid,
     run,
@@ -65,7 +66,8 @@ def foreign_glusterd_pids(paths: LabPaths) -> list[int]:
             comm = (entry / "comm").read_text().strip()
         except OSError:
             continue
-        if comm == "glusterd" and int(entry.name) != ours:
+        # A zombie glusterd (stopped by an earlier down, not reaped: PID 1 here does not reap) does not count.
+        if comm == "glusterd" and int(entry.name) != ours and proc_start_time(int(entry.name)) is not None:
             found.append(int(entry.name))
     return found
 
