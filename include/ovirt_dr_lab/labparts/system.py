@@ -86,12 +86,30 @@ def ensure_packages(state: State) -> None:
     state.save()
     targets = [p for p in missing if p != "rsync"] + [f"rsync={pin}"]
     log(f"apt-get install {' '.join(targets)}")
+    before = _all_versions()
     with _no_service_starts(state):
         run(
             ["apt-get", "install", *APT_OPTS, "--no-install-recommends", "--allow-downgrades", *targets],
             timeout=900,
             env=APT_ENV,
         )
+    after = _all_versions()
+    # Every package apt touched (dependencies included: openssh-server pulls openssh-client to its version).
+    changes = apt.setdefault("changes", {})
+    for pkg in sorted(set(before) | set(after)):
+        if before.get(pkg) != after.get(pkg) and pkg not in changes:
+            changes[pkg] = [before.get(pkg), after.get(pkg)]
+    state.save()
+
+
+def _all_versions() -> dict[str, str]:
+    proc = run(["dpkg-query", "-W", "-f=${Package} ${Version} ${db:Status-Abbrev}\n"], check=False)
+    out = {}
+    for line in proc.stdout.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[2].startswith("ii"):
+            out[fields[0]] = fields[1]
+    return out
 
 
 def _apt_knows(package: str) -> bool:
@@ -150,6 +168,12 @@ def restore_packages(state: State, keep_rsync: bool = False) -> list[str]:
         notes.append(f"rsync left at {now} (--keep-rsync; was {before})")
     if apt.get("installed_by_lab"):
         notes.append("packages installed by the lab stay installed: " + " ".join(apt["installed_by_lab"]))
+    changed = {pkg: v for pkg, v in (apt.get("changes") or {}).items() if pkg != "rsync" and v[0] is not None}
+    if changed:
+        notes.append(
+            "package versions apt changed as dependencies, not undone: "
+            + ", ".join(f"{pkg} {old} -> {new}" for pkg, (old, new) in sorted(changed.items()))
+        )
     return notes
 
 
