@@ -14,6 +14,7 @@ import shlex
 import shutil
 import sys
 import time
+from pathlib import Path
 
 from ovirt_dr_lab.labparts import engines, gluster, sshd, system
 from ovirt_dr_lab.labparts.common import (
@@ -290,7 +291,10 @@ def down(paths: LabPaths, *, keep_rsync: bool = False) -> list[str]:
     lingering = gluster.gluster_children_of_lab(paths)
     if lingering:
         notes.append(f"gluster processes still serving the lab: {lingering}")
-    if not alive and not any(is_mounted(m) for m in (paths.master_mount, paths.slave_mount)):
+    mounts_inside = _mounts_under(paths.root)
+    if mounts_inside:
+        notes.append(f"STILL MOUNTED inside the lab dir (lab dir kept): {mounts_inside}")
+    if not alive and not mounts_inside:
         for child in paths.root.iterdir() if paths.root.exists() else []:
             if child.name in ("logs", ".lock"):
                 continue  # kept for post-mortems; small
@@ -299,6 +303,17 @@ def down(paths: LabPaths, *, keep_rsync: bool = False) -> list[str]:
             else:
                 child.unlink(missing_ok=True)
     return notes
+
+
+def _mounts_under(root: Path) -> list[str]:
+    """Mount points inside ``root`` (someone's mount under .lab must never be emptied by an rmtree)."""
+    prefix = str(root.resolve()) + "/"
+    found = []
+    for line in Path("/proc/mounts").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 1 and (fields[1].replace("\\040", " ") + "/").startswith(prefix):
+            found.append(fields[1])
+    return found
 
 
 def down_main(argv: list[str]) -> int:
