@@ -1029,6 +1029,7 @@ class RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "ovirt-dr-lab-engine"
     timeout = 300
+    wbufsize = -1  # buffered: status line, headers and body leave in one TLS record (flushed per request)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
         log.debug("%s - %s", self.address_string(), format % args)

@@ -151,6 +151,24 @@ class Scheduler:
             heapq.heappush(self._heap, (time.monotonic() + max(0.0, delay), next(self._seq), fn))
             self._cond.notify()
 
+    def sequence(self, steps: list[tuple[float, Callable[[], None]]]) -> None:
+        """Run steps one after the other, each ``delay`` seconds after the previous one finished.
+
+        Status transitions must never overtake each other (``up`` before ``powering_up`` would leave a
+        VM stuck), which independent timers on a busy pool cannot promise.
+        """
+        if not steps:
+            return
+        (delay, fn), rest = steps[0], steps[1:]
+
+        def run() -> None:
+            try:
+                fn()
+            finally:
+                self.sequence(rest)
+
+        self.call_later(delay, run)
+
     def _run(self, fn: Callable[[], None]) -> None:
         try:
             fn()
@@ -777,8 +795,9 @@ class Engine:
                     self.save()
             self.add_event(f"VM {vm['name']} started on Host {hosts[0]['name']}", code=32, vm_id=vm_id)
 
-        self.sched.call_later(lat / 2, lambda: self._set_vm_status(vm_id, "powering_up", {"wait_for_launch"}))
-        self.sched.call_later(lat, up)
+        self.sched.sequence(
+            [(lat / 2, lambda: self._set_vm_status(vm_id, "powering_up", {"wait_for_launch"})), (lat / 2, up)]
+        )
 
     def stop_vm(self, vm_id: str, verb: str) -> None:
         with self.lock:
@@ -1331,9 +1350,13 @@ class Engine:
             self._load_unregistered(sd_id)
             self._set_sd_status(sd_id, "maintenance", {"locked"})
 
-        self.sched.call_later(lat / 3, to_maintenance)
-        self.sched.call_later(2 * lat / 3, lambda: self._set_sd_status(sd_id, "activating", {"maintenance"}))
-        self.sched.call_later(lat, lambda: self._set_sd_status(sd_id, "active", {"activating"}))
+        self.sched.sequence(
+            [
+                (lat / 3, to_maintenance),
+                (lat / 3, lambda: self._set_sd_status(sd_id, "activating", {"maintenance"})),
+                (lat / 3, lambda: self._set_sd_status(sd_id, "active", {"activating"})),
+            ]
+        )
         return sd
 
     def _set_sd_status(self, sd_id: str, status: str, expect: set[str] | None = None) -> None:
