@@ -127,14 +127,18 @@ class GeoRepCheckpointTrigger(BaseTrigger):
                 )
                 return
             now = time.time()
-            if status.faulty_workers:
+            # Faulty, or not running at all: a session started while its slave is unreachable reads
+            # "Stopped" (not Faulty) and never moves; either way nothing will complete.
+            if status.faulty_workers or not status.is_running:
                 faulty_since = faulty_since or now
                 if now - faulty_since > self.faulty_grace_s:
-                    nodes = [f"{w.primary_node}:{w.primary_brick}" for w in status.faulty_workers]
+                    bad = status.faulty_workers or status.workers
+                    nodes = [f"{w.primary_node}:{w.primary_brick} {w.status}" for w in bad]
                     yield TriggerEvent(
                         {
                             "status": "error",
-                            "message": f"session Faulty for more than {self.faulty_grace_s:.0f}s on {nodes}",
+                            "message": f"session Faulty or not running for more than {self.faulty_grace_s:.0f}s: "
+                            f"{nodes}",
                         }
                     )
                     return

@@ -143,6 +143,9 @@ def ensure_volume(paths: LabPaths, state: State, volume: str) -> None:
         state.save()
         gluster("volume", "create", volume, f"{hostname()}:{brick}", "force")
         gluster("volume", "set", volume, "features.shard", "on")
+        # Loopback: a silent brick is a starved one (2 cores, qemu-img, Airflow), never a lost network. The
+        # default 42 s ping timeout disconnected the FUSE client under load and it never reconnected.
+        gluster("volume", "set", volume, "network.ping-timeout", "300")
         log(f"volume {volume} created (brick {brick}, sharding on)")
         status = "Created"
     if status != "Started":

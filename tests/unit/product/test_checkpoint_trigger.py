@@ -77,7 +77,13 @@ def test_a_completed_older_checkpoint_does_not_count():
 
 def test_faulty_longer_than_grace_fails_fast():
     payload, _ = drive(trigger(faulty_grace_s=0.1, poll_interval_s=0.05), [FAULTY])
-    assert payload["status"] == "error" and "Faulty for more than" in payload["message"]
+    assert payload["status"] == "error" and "Faulty or not running for more than" in payload["message"]
+
+
+def test_a_session_that_never_runs_fails_after_the_grace():
+    stopped = (FIX / "status-detail-stopped.xml").read_text()
+    payload, _ = drive(trigger(faulty_grace_s=0.1, poll_interval_s=0.05), [stopped])
+    assert payload["status"] == "error" and "not running" in payload["message"]
 
 
 def test_faulty_within_grace_then_recovers():
