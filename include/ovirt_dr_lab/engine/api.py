@@ -632,7 +632,7 @@ class Api:
                     raise incomplete("DiskAttachment", ["disk.id"])
                 disk_ids.append(disk_id)
         created = self.e.add_snapshot(vm_id, description, persist, disk_ids, req.correlation_id)
-        return xml(202, render.document(self.r.snapshot(created, vm_id)))
+        return xml(202, render.document(self.r.snapshot(created, vm_id, creation_status="pending")))
 
     def get_snapshot(self, req: Request) -> Response:
         vm_id = self.e.get("vms", req.params[0])["id"]

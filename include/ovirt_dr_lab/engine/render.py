@@ -34,10 +34,13 @@ def ref(cls: type, obj_id: str | None, link: str | None = None, **kw: Any) -> An
     return obj
 
 
-def write(obj: Any, links: list[str] | None = None, actions: list[str] | None = None) -> str:
-    """One item's XML, with ``<link>`` children for sub-collections and ``<actions>`` when given."""
+def write(obj: Any, links: list[str] | None = None, actions: list[str] | None = None, raw: str = "") -> str:
+    """One item's XML, with ``<link>`` children for sub-collections and ``<actions>`` when given.
+
+    ``raw`` is appended verbatim: elements the engine sends that the SDK model lacks (the reader skips them).
+    """
     text = Writer.write(obj)
-    extra = ""
+    extra = raw
     base = obj.href or ""
     if actions:
         extra += "<actions>" + "".join(f'<link href="{base}/{a}" rel="{a}"/>' for a in actions) + "</actions>"
@@ -400,9 +403,10 @@ class Renderer:
         obj.href = href("vms", vm_id, "snapshots", sn["id"])
         return obj
 
-    def snapshot(self, sn: dict[str, Any], vm_id: str) -> str:
+    def snapshot(self, sn: dict[str, Any], vm_id: str, creation_status: str | None = None) -> str:
         obj = self.snapshot_obj(sn, vm_id)
-        return write(obj, links=["disks", "nics", "cdroms"], actions=["restore"])
+        raw = f"<creation_status>{creation_status}</creation_status>" if creation_status else ""
+        return write(obj, links=["disks", "nics", "cdroms"], actions=["restore"], raw=raw)
 
     # ---- templates ---------------------------------------------------------------------------
     def template(self, t: dict[str, Any]) -> str:
