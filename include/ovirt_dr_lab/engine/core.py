@@ -1557,7 +1557,7 @@ class Engine:
                             target = self.find_by_name("clusters", target_name or "")
                         if target is None:
                             raise conflict(
-                                f"Cannot import {what}. Cluster {target_name or m.to.id} (mapped from {ent.get('cluster')}) does not exist."
+                                f"Cannot import {what}. Cluster {target_name or (m.to.id if m.to else None)} (mapped from {ent.get('cluster')}) does not exist."
                             )
                         cluster = target
                         break
