@@ -368,3 +368,16 @@ def test_register_with_explicit_cluster_and_legacy_vnic_mappings(
     assert nics["vm02"].vnic_profile.id == prod_dr.id and nics["vm02"].plugged
     assert nics["vm05"].vnic_profile is None and not nics["vm05"].plugged  # profile missing here: left empty
     assert {v.name for v in sd_vms.list(unregistered=True)} == {"vm01", "vm03", "vm04", "vm06"}
+
+
+def test_import_refuses_a_domain_whose_metadata_seal_is_broken(
+    conn: ovirtsdk4.Connection, sconn: ovirtsdk4.Connection, lab_dirs: dict[str, Path]
+) -> None:
+    subprocess.run(
+        ["cp", "-a", "--sparse=always", str(lab_dirs["master"] / SD_ID), str(lab_dirs["slave"])], check=True
+    )
+    md = lab_dirs["slave"] / SD_ID / "dom_md" / "metadata"
+    md.write_text(md.read_text().replace("DESCRIPTION=data_gluster", "DESCRIPTION=tampered"))
+    with pytest.raises(ovirtsdk4.Error) as err:
+        import_and_attach(sconn)
+    assert err.value.code == 409 and "no storage domain" in err.value.fault.detail
