@@ -12,6 +12,10 @@ Modules:
 - ``client``: :class:`LabEngineClient` for the lab-only endpoints. ``cli``: ``ovirt-dr-lab engine`` and
   ``ovirt-dr-lab gen-site``. ``testing``: helpers for tests that start an engine in-process.
 
+State: an existing ``<state_dir>/state.json`` wins over the site file (a restarted engine keeps imported
+domains, registrations, snapshots); remove the state dir to start again from the site. Site domains and
+VM disks missing on disk are (re)created at start, and chains of existing ones are re-read from the files.
+
 Site YAML (``include/ovirt_dr_lab/sites/primary.yaml`` is the example; values go through expandvars; ids
 are derived from names unless given)::
 

@@ -124,7 +124,10 @@ class LabEngineClient:
         self._call("POST", "/faults/clear")
 
     def engine_down(self, seconds: float) -> None:
-        """The engine refuses connections (and drops requests on open ones) for ``seconds``."""
+        """The engine refuses connections (and drops requests on open ones) for ``seconds``.
+
+        The lab endpoints go down with it (they share the port); call again after ``seconds``.
+        """
         self._call("POST", "/engine_down", {"seconds": seconds})
 
     def expire_tokens(self) -> int:
