@@ -18,6 +18,7 @@ import email
 import hashlib
 import json
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -137,15 +138,17 @@ def sd_id(engine) -> str:
 
 
 def guest_view(path: Path) -> bytes:
-    """The disk as the guest sees it through the chain below ``path`` (qemu-img convert to raw)."""
-    out = path.parent / f".e2e-{path.name}.raw"
-    try:
+    """The disk as the guest sees it through the chain below ``path`` (qemu-img convert to raw).
+
+    The scratch file goes to a local temp dir: never next to the volume (the slave is read-only, and a
+    file on the master would be geo-replicated).
+    """
+    with tempfile.TemporaryDirectory(prefix="ovirt-dr-e2e-") as tmp:
+        out = Path(tmp) / "disk.raw"
         subprocess.run(
             ["qemu-img", "convert", "-U", "-O", "raw", str(path), str(out)], check=True, capture_output=True
         )
         return out.read_bytes()
-    finally:
-        out.unlink(missing_ok=True)
 
 
 def dr_snapshots(engine, prefix: str = "ovirt-dr:") -> list[str]:
