@@ -132,6 +132,21 @@ def brick_dir(paths: LabPaths, volume: str) -> Path:
     return paths.bricks / volume / "b"
 
 
+VM_STORE_OPTIONS = (
+    ("performance.quick-read", "off"),
+    ("performance.read-ahead", "off"),
+    ("performance.io-cache", "off"),
+    ("performance.open-behind", "off"),
+    ("performance.strict-o-direct", "on"),
+    ("network.remote-dio", "disable"),
+    ("cluster.eager-lock", "enable"),
+    ("performance.client-io-threads", "on"),
+    ("client.event-threads", "4"),
+    ("server.event-threads", "4"),
+    ("network.ping-timeout", "300"),
+)
+
+
 def ensure_volume(paths: LabPaths, state: State, volume: str) -> None:
     status = volume_status(volume)
     if status is None:
@@ -143,10 +158,13 @@ def ensure_volume(paths: LabPaths, state: State, volume: str) -> None:
         state.save()
         gluster("volume", "create", volume, f"{hostname()}:{brick}", "force")
         gluster("volume", "set", volume, "features.shard", "on")
-        # Loopback: a silent brick is a starved one (2 cores, qemu-img, Airflow), never a lost network. The
-        # default 42 s ping timeout disconnected the FUSE client under load and it never reconnected.
-        gluster("volume", "set", volume, "network.ping-timeout", "300")
-        log(f"volume {volume} created (brick {brick}, sharding on)")
+        # oVirt's profile for VM stores (Gluster's "virt" group, whose replicate-only options a one-brick
+        # volume refuses) plus open-behind off. With Gluster's defaults the FUSE client deadlocked here
+        # (both event threads on a futex) under concurrent qemu-img/qemu-io on sharded images, for good.
+        # A silent peer on loopback is a starved one, never a lost network: hence the long ping timeout.
+        for key, value in VM_STORE_OPTIONS:
+            gluster("volume", "set", volume, key, value)
+        log(f"volume {volume} created (brick {brick}, sharding on, VM-store options)")
         status = "Created"
     if status != "Started":
         gluster("volume", "start", volume, "force")
