@@ -83,7 +83,7 @@ def _callbacks(pair: PairConfig) -> tuple[Any, Any]:
             kwargs={
                 "to": pair.alert_emails,
                 "smtp_conn_id": pair.smtp_conn_id,
-                "subject": f"[ovirt-dr] RPO missed: {pair.storage_domain} → {pair.target}: no recovery point "
+                "subject": f"[ovirt-dr] RPO missed: {pair.storage_domain} -> {pair.target}: no recovery point "
                 f"for more than {pair.rpo} (run {{{{ dag_run.run_id }}}})",
                 "html_content": f"<p>The DR sync run {{{{ dag_run.run_id }}}} of storage domain "
                 f"<b>{pair.storage_domain}</b> to <b>{pair.slave_host}::{pair.slave_volume}</b> was queued at "
@@ -95,7 +95,7 @@ def _callbacks(pair: PairConfig) -> tuple[Any, Any]:
     failure = SmtpNotifier(
         to=pair.alert_emails,
         smtp_conn_id=pair.smtp_conn_id,
-        subject=f"[ovirt-dr] DR sync FAILED: {pair.storage_domain} → {pair.target} ({{{{ dag_run.run_id }}}})",
+        subject=f"[ovirt-dr] DR sync FAILED: {pair.storage_domain} -> {pair.target} ({{{{ dag_run.run_id }}}})",
         html_content=f"<p>DR sync of <b>{pair.storage_domain}</b> to <b>{pair.slave_host}::{pair.slave_volume}</b>"
         " failed: {{ reason }}.</p><p>Run {{ dag_run.run_id }}. Open the run in Airflow for the failed step's log; "
         "DR snapshots were merged by the run's merge step.</p>",

@@ -15,6 +15,7 @@ snapshots seconds away from the primary-side checks.
 from __future__ import annotations
 
 import email
+import email.policy
 import hashlib
 import json
 import subprocess
@@ -162,7 +163,8 @@ def dr_snapshots(engine, prefix: str = "ovirt-dr:") -> list[str]:
 
 def mails(lab_env) -> list[email.message.Message]:
     return [
-        email.message_from_bytes(p.read_bytes()) for p in sorted(Path(lab_env["LAB_MAILDIR"]).glob("*.eml"))
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+        for p in sorted(Path(lab_env["LAB_MAILDIR"]).glob("*.eml"))
     ]
 
 
