@@ -47,7 +47,11 @@ class Engine:
         for name in ("gvmaster", "gvslave"):
             (self.tmp / name).mkdir()
         os.environ.update(
-            {"LAB_MASTER_MOUNT": str(self.tmp / "gvmaster"), "LAB_SLAVE_MOUNT": str(self.tmp / "gvslave"), "LAB_GLUSTER_HOST": "gluster.lab"}
+            {
+                "LAB_MASTER_MOUNT": str(self.tmp / "gvmaster"),
+                "LAB_SLAVE_MOUNT": str(self.tmp / "gvslave"),
+                "LAB_GLUSTER_HOST": "gluster.lab",
+            }
         )
         site = generate_site(vms, disk_size_mib=16)
         site["latency"] = latency
@@ -83,19 +87,35 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def p1() -> None:
-    from ovirt_dr.operators.ovirt import OvirtMergeSnapshotsOperator, OvirtSnapshotVmsOperator, OvirtSyncPreflightOperator
+    from ovirt_dr.operators.ovirt import (
+        OvirtMergeSnapshotsOperator,
+        OvirtSnapshotVmsOperator,
+        OvirtSyncPreflightOperator,
+    )
 
     eng = Engine(50, {"snapshot": 1.0, "merge": 0.1})
     try:
-        sd = op(OvirtSyncPreflightOperator, storage_domain="data_gluster", master_volume="gvmaster").execute({"run_id": "p1"})["sd_id"]
-        for label, conc in (("bounded pool of 50", 50), ("bounded pool of 8 (default)", 8), ("one after another", 1)):
+        sd = op(OvirtSyncPreflightOperator, storage_domain="data_gluster", master_volume="gvmaster").execute(
+            {"run_id": "p1"}
+        )["sd_id"]
+        for label, conc in (
+            ("bounded pool of 50", 50),
+            ("bounded pool of 8 (default)", 8),
+            ("one after another", 1),
+        ):
             secs, out = timed(
-                lambda c=conc: op(OvirtSnapshotVmsOperator, storage_domain="data_gluster", sd_id=sd, concurrency=c, poll_s=0.2).execute(
-                    {"run_id": f"p1-{c}"}
-                )
+                lambda c=conc: op(
+                    OvirtSnapshotVmsOperator,
+                    storage_domain="data_gluster",
+                    sd_id=sd,
+                    concurrency=c,
+                    poll_s=0.2,
+                ).execute({"run_id": f"p1-{c}"})
             )
             row("P1", f"snapshot 50 VMs at 1 s latency, {label}", f"{secs:7.1f} s ({len(out['vms'])} VMs)")
-            op(OvirtMergeSnapshotsOperator, storage_domain="data_gluster", poll_s=0.2).execute({"run_id": "p1"})
+            op(OvirtMergeSnapshotsOperator, storage_domain="data_gluster", poll_s=0.2).execute(
+                {"run_id": "p1"}
+            )
     finally:
         eng.close()
 
@@ -114,7 +134,9 @@ def p2() -> None:
         try:
             eng.server.lab.reset_counters()
             ctx = {"run_id": "p2"}
-            sd = op(OvirtSyncPreflightOperator, storage_domain="data_gluster", master_volume="gvmaster").execute(ctx)["sd_id"]
+            sd = op(
+                OvirtSyncPreflightOperator, storage_domain="data_gluster", master_volume="gvmaster"
+            ).execute(ctx)["sd_id"]
             op(OvirtUpdateOvfStoreOperator, sd_id=sd, poll_s=0.5).execute(ctx)
             op(OvirtSnapshotVmsOperator, storage_domain="data_gluster", sd_id=sd, poll_s=0.5).execute(ctx)
             op(OvirtMergeSnapshotsOperator, storage_domain="data_gluster", poll_s=0.5).execute(ctx)
@@ -124,7 +146,11 @@ def p2() -> None:
             total = sum(v for k, v in counts.items() if "/sso/" not in k)
             sso = sum(v for k, v in counts.items() if "/sso/" in k)
             top = sorted(counts.items(), key=lambda kv: -kv[1])[:3]
-            row("P2", f"engine requests, one sync of {n} VMs (poll 0.5 s)", f"{total:7d} ({total / n:.1f}/VM; +{sso} SSO) top: {top}")
+            row(
+                "P2",
+                f"engine requests, one sync of {n} VMs (poll 0.5 s)",
+                f"{total:7d} ({total / n:.1f}/VM; +{sso} SSO) top: {top}",
+            )
         finally:
             eng.close()
 
@@ -140,7 +166,10 @@ def p3() -> None:
         "slave_ssh_conn_id": "s",
         "alert_emails": ["ops@example.com"],
     }
-    pairs = [{**base, "storage_domain": f"dom{i:04d}", "target": "dr", "master_volume": f"gv{i % 50}"} for i in range(1000)]
+    pairs = [
+        {**base, "storage_domain": f"dom{i:04d}", "target": "dr", "master_volume": f"gv{i % 50}"}
+        for i in range(1000)
+    ]
     cfg = tmp / "ovirt_dr.yaml"
     cfg.write_text(yaml.safe_dump({"sites": {"primary": {"ovirt_conn_id": "ovirt"}}, "pairs": pairs}))
     code = (
@@ -148,9 +177,20 @@ def p3() -> None:
         f"b=DagBag(dag_folder={str(REPO / 'dags')!r}); "
         "print(time.perf_counter()-t, len(b.dags), len(b.import_errors))"
     )
-    for label, extra in (("full (1,000 DAGs)", {}), ("parsing context of one DAG", {"_AIRFLOW_PARSING_CONTEXT_DAG_ID": "dr_sync__dom0500__dr"})):
-        env = {**os.environ, "OVIRT_DR_CONFIG": str(cfg), "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW_HOME": str(tmp / "af"), **extra}
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
+    for label, extra in (
+        ("full (1,000 DAGs)", {}),
+        ("parsing context of one DAG", {"_AIRFLOW_PARSING_CONTEXT_DAG_ID": "dr_sync__dom0500__dr"}),
+    ):
+        env = {
+            **os.environ,
+            "OVIRT_DR_CONFIG": str(cfg),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW_HOME": str(tmp / "af"),
+            **extra,
+        }
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        ).stdout.split()
         secs, ndags, nerr = float(out[-3]), out[-2], out[-1]
         row("P3", f"DagBag of dags/ for 1,000 pairs, {label}", f"{secs:7.2f} s ({ndags} DAGs, {nerr} errors)")
 
@@ -166,7 +206,12 @@ def p6() -> None:
     pending = (FIXTURES / "status-detail-syncing-changelog.xml").read_text()
     label = "2026-11-21 14:55:49"
     sensor = GlusterGeoRepCheckpointSensor(
-        task_id="wait", ssh_conn_id="x", master_volume="gvmaster", slave_host="127.0.0.1", slave_volume="gvslave", checkpoint={"epoch": 1, "label": label}
+        task_id="wait",
+        ssh_conn_id="x",
+        master_volume="gvmaster",
+        slave_host="127.0.0.1",
+        slave_volume="gvslave",
+        checkpoint={"epoch": 1, "label": label},
     )
     t = time.perf_counter()
     try:
@@ -193,7 +238,11 @@ def p6() -> None:
     t = time.perf_counter()
     sensor.execute_complete({}, payload)
     held += time.perf_counter() - t
-    row("P6", f"worker-held seconds for a {waited:.0f} s checkpoint wait", f"{held:7.3f} s ({payload.get('polls')} polls in the triggerer)")
+    row(
+        "P6",
+        f"worker-held seconds for a {waited:.0f} s checkpoint wait",
+        f"{held:7.3f} s ({payload.get('polls')} polls in the triggerer)",
+    )
 
 
 BENCHES = {"P1": p1, "P2": p2, "P3": p3, "P6": p6}
