@@ -20,7 +20,6 @@ from airflow.sdk import BaseOperator
 from ovirt_dr.gluster import GeoRepSession
 from ovirt_dr.hooks.gluster import GlusterGeoRepHook
 from ovirt_dr.replica import (
-    NULL_UUID,
     UUID_RE,
     DomainFiles,
     ReplicaError,
@@ -381,5 +380,4 @@ __all__ = [
     "GlusterGeoRepStopOperator",
     "GlusterReplicaAuditOperator",
     "GlusterReplicaCleanupOperator",
-    "NULL_UUID",
 ]
