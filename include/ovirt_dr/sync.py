@@ -78,14 +78,15 @@ def _callbacks(pair: PairConfig) -> tuple[Any, Any]:
     deadline = DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
         interval=pair.rpo,
+        # The deadline callback context holds the REST API's DAGRunResponse: its run id is `dag_run_id`.
         callback=AsyncCallback(
             SmtpNotifier,
             kwargs={
                 "to": pair.alert_emails,
                 "smtp_conn_id": pair.smtp_conn_id,
                 "subject": f"[ovirt-dr] RPO missed: {pair.storage_domain} -> {pair.target}: no recovery point "
-                f"for more than {pair.rpo} (run {{{{ dag_run.run_id }}}})",
-                "html_content": f"<p>The DR sync run {{{{ dag_run.run_id }}}} of storage domain "
+                f"for more than {pair.rpo} (run {{{{ dag_run.dag_run_id }}}})",
+                "html_content": f"<p>The DR sync run {{{{ dag_run.dag_run_id }}}} of storage domain "
                 f"<b>{pair.storage_domain}</b> to <b>{pair.slave_host}::{pair.slave_volume}</b> was queued at "
                 f"{{{{ dag_run.queued_at }}}} and has not finished within the RPO of {pair.rpo}: the newest "
                 "recovery point is older than the RPO allows.</p>",

@@ -182,15 +182,21 @@ class AirflowStandalone:
         if auth:
             headers["Authorization"] = f"Bearer {self.token()}"
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"{self.url}{path}", data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                text = r.read().decode()
-        except urllib.error.HTTPError as e:
-            raise AirflowRunError(
-                f"{method} {path}: {e.code} {e.read().decode(errors='replace')[:500]}"
-            ) from e
-        return json.loads(text) if text else None
+        for attempt in range(6):
+            req = urllib.request.Request(f"{self.url}{path}", data=data, method=method, headers=headers)
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    text = r.read().decode()
+                return json.loads(text) if text else None
+            except urllib.error.HTTPError as e:
+                detail = e.read().decode(errors="replace")[:500]
+                # SQLite behind the lab's Airflow answers 500 "Database error" while another component
+                # writes; GET and PATCH are idempotent here, so try again.
+                if e.code >= 500 and method in ("GET", "PATCH") and attempt < 5:
+                    time.sleep(1 + attempt)
+                    continue
+                raise AirflowRunError(f"{method} {path}: {e.code} {detail}") from e
+        raise AirflowRunError(f"{method} {path}: no answer")
 
     def token(self) -> str:
         if self._token is None:
