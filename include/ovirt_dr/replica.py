@@ -115,6 +115,12 @@ done
 exit 0
 """
 
+_EXTRACT_OVFS = r"""
+tar -tf "$1" | while read -r name; do
+  case "$name" in *.ovf) printf '### %s\n' "$name"; tar -xOf "$1" "$name"; printf '\n';; esac
+done
+"""
+
 _QEMU_CHECK = r"""
 for v in "$@"; do
   out=$(qemu-img check --output=json -f qcow2 "$v" 2>&1); rc=$?
@@ -221,13 +227,19 @@ class DomainFiles:
         return best
 
     def ovfs(self, image_id: str, volume_id: str) -> dict[str, str]:
-        """Every ``<id>.ovf`` in the OVF_STORE's tar (the tar sits at offset 0 of the volume)."""
-        vol = self.path(image_id, volume_id)
-        names = [n for n in self.hook.run(["tar", "-tf", vol]).stdout.split() if n.endswith(".ovf")]
-        out = {}
-        for name in names:
-            out[name.removesuffix(".ovf")] = self.hook.run(["tar", "-xOf", vol, name]).stdout
-        return out
+        """Every ``<id>.ovf`` in the OVF_STORE's tar (the tar sits at offset 0 of the volume).
+
+        One SSH round trip for the whole store, however many VMs it describes.
+        """
+        out: dict[str, str] = {}
+        current: str | None = None
+        for line in self._sh(_EXTRACT_OVFS, self.path(image_id, volume_id)).splitlines(keepends=True):
+            if line.startswith("### ") and line.rstrip("\n").endswith(".ovf"):
+                current = line[4:].rstrip("\n").removesuffix(".ovf")
+                out[current] = ""
+            elif current is not None:
+                out[current] += line
+        return {k: v.strip() for k, v in out.items()}
 
     def qemu_check(self, paths: list[str]) -> dict[str, tuple[int, str]]:
         """``qemu-img check`` of each qcow2 volume: rc 0 clean, 3 leaked clusters only (harmless)."""

@@ -15,10 +15,9 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from ovirt_dr.gluster import GeoRepSession
 from ovirt_dr.hooks.gluster import GlusterGeoRepHook
+from ovirt_dr.operators.base import HookClosingOperator
 from ovirt_dr.replica import (
     UUID_RE,
     DomainFiles,
@@ -36,7 +35,7 @@ class GeoRepError(RuntimeError):
     """The geo-replication session is not in a state this step can work with."""
 
 
-class _GlusterOperator(BaseOperator):
+class _GlusterOperator(HookClosingOperator):
     """Shared plumbing: the session, a lazily created hook on ``ssh_conn_id``, closed whatever happens."""
 
     def __init__(
@@ -58,15 +57,6 @@ class _GlusterOperator(BaseOperator):
     @cached_property
     def hook(self) -> GlusterGeoRepHook:
         return GlusterGeoRepHook(ssh_conn_id=self.ssh_conn_id)
-
-    def execute(self, context: Context) -> Any:
-        try:
-            return self.run(context)
-        finally:
-            self.hook.close()
-
-    def run(self, context: Context) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
 
     @contextmanager
     def mounted(
@@ -230,6 +220,7 @@ class GlusterReplicaAuditOperator(_GlusterOperator):
     """
 
     template_fields: Sequence[str] = ("sd_id", "snapshots", "checkpoint")
+    hook_attrs = ("hook", "master_hook")
 
     def __init__(
         self,
@@ -259,12 +250,6 @@ class GlusterReplicaAuditOperator(_GlusterOperator):
     @cached_property
     def master_hook(self) -> GlusterGeoRepHook:
         return GlusterGeoRepHook(ssh_conn_id=self.master_ssh_conn_id)
-
-    def execute(self, context: Context) -> Any:
-        try:
-            return super().execute(context)
-        finally:
-            self.master_hook.close()
 
     def run(self, context: Context) -> dict[str, Any]:
         t0 = time.monotonic()

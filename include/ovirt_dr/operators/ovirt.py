@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from ovirt_dr.hooks.ovirt import (
     OVF_UPDATED_EVENT_CODE,
     OvirtError,
@@ -22,6 +20,7 @@ from ovirt_dr.hooks.ovirt import (
     dr_snapshot_description,
     is_dr_snapshot,
 )
+from ovirt_dr.operators.base import HookClosingOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -32,7 +31,7 @@ def _status(obj: Any, attr: str = "status") -> str | None:
     return value.value if value is not None and hasattr(value, "value") else value
 
 
-class _OvirtOperator(BaseOperator):
+class _OvirtOperator(HookClosingOperator):
     """Shared plumbing: a lazily created hook, closed whatever happens."""
 
     def __init__(self, *, ovirt_conn_id: str, **kwargs: Any) -> None:
@@ -42,15 +41,6 @@ class _OvirtOperator(BaseOperator):
     @cached_property
     def hook(self) -> OvirtHook:
         return OvirtHook(ovirt_conn_id=self.ovirt_conn_id)
-
-    def execute(self, context: Context) -> Any:
-        try:
-            return self.run(context)
-        finally:
-            self.hook.close()
-
-    def run(self, context: Context) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
 
 
 class OvirtSyncPreflightOperator(_OvirtOperator):

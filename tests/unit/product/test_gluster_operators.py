@@ -7,7 +7,6 @@ by running them for real with /bin/sh on a local directory standing in for the m
 from __future__ import annotations
 
 import hashlib
-import shlex
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace as NS
@@ -242,6 +241,12 @@ def test_audit_catches_a_stale_ovf_store_and_a_missing_lease(tmp_path):
     assert "problem" in str(exc.value)
 
 
-def test_shell_scripts_are_quoted(tmp_path):
-    # paths with spaces survive the batched scripts: every argument travels as its own argv element
-    assert shlex.join(["sh", "-c", "x", "sh", "/a b"]).endswith("'/a b'")
+def test_an_unused_hook_is_neither_created_nor_closed(tmp_path):
+    slave = tmp_path / "s"
+    (slave / SD / "images").mkdir(parents=True)
+    node = FakeNode({"gvslave": slave})
+    op = audit_op(node, None)
+    del op.master_hook  # the master side is reached only after the replica side is read
+    with pytest.raises(ReplicaError, match="no updated OVF_STORE"):
+        op.execute({"outlet_events": {}})
+    assert "master_hook" not in op.__dict__
