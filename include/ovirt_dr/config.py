@@ -265,7 +265,7 @@ def load_sync_config(path: str | Path) -> SyncConfig:
         raise ValueError(f"{path}: not valid YAML: {e}") from e
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: the top level must be a mapping with 'sites' and 'pairs'")
-    unknown = set(raw) - {"sites", "defaults", "pairs"}
+    unknown = set(raw) - {"sites", "defaults", "pairs", "recovery"}
     if unknown:
         raise ValueError(
             f"{path}: unknown top-level keys {sorted(unknown)} (expected sites, defaults, pairs)"
