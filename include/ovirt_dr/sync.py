@@ -73,26 +73,11 @@ def _callbacks(pair: PairConfig) -> tuple[Any, Any]:
     if not pair.alert_emails:
         return None, None
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
 
-    deadline = DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_QUEUED_AT,
-        interval=pair.rpo,
-        # The deadline callback context holds the REST API's DAGRunResponse: its run id is `dag_run_id`.
-        callback=AsyncCallback(
-            SmtpNotifier,
-            kwargs={
-                "to": pair.alert_emails,
-                "smtp_conn_id": pair.smtp_conn_id,
-                "subject": f"[ovirt-dr] RPO missed: {pair.storage_domain} -> {pair.target}: no recovery point "
-                f"for more than {pair.rpo} (run {{{{ dag_run.dag_run_id }}}})",
-                "html_content": f"<p>The DR sync run {{{{ dag_run.dag_run_id }}}} of storage domain "
-                f"<b>{pair.storage_domain}</b> to <b>{pair.slave_host}::{pair.slave_volume}</b> was queued at "
-                f"{{{{ dag_run.queued_at }}}} and has not finished within the RPO of {pair.rpo}: the newest "
-                "recovery point is older than the RPO allows.</p>",
-            },
-        ),
-    )
+    from ovirt_dr.deadlines import rpo_deadline_alerts
+
+    # Measured from the pair's newest recovery point, mail built from values (see ovirt_dr.deadlines).
+    deadline = rpo_deadline_alerts(pair)
     failure = SmtpNotifier(
         to=pair.alert_emails,
         smtp_conn_id=pair.smtp_conn_id,
