@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
-APT_PACKAGES := gcc libxml2-dev python3-dev python3-venv pkg-config qemu-utils make git
+APT_PACKAGES := gcc libxml2-dev python3-dev python3-venv pkg-config qemu-utils make git chromium chromium-driver
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help setup apt venv lab-up lab-down lint format test test-unit test-lab demo down bench lock clean

@@ -79,6 +79,8 @@ class AirflowStandalone:
                 "PATH": f"{bin_dir}:{env.get('PATH', '/usr/bin:/bin')}",
                 "AIRFLOW_HOME": str(self.home),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+                # the RPO dashboard, and the deadline references the sync DAGs' alerts need
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
