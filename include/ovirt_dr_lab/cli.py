@@ -5,7 +5,7 @@ vice versa; each part owns its own module:
 
 - ``engine``  serve one emulated oVirt engine (``ovirt_dr_lab.engine.cli``)
 - ``gen-site`` write a site YAML with N VMs (``ovirt_dr_lab.engine.cli``)
-- ``up`` / ``down`` / ``status`` / ``fault``: the whole lab (``ovirt_dr_lab.lab``)
+- ``up`` / ``down`` / ``status`` / ``fault`` / ``restart-engines``: the whole lab (``ovirt_dr_lab.lab``)
 - ``demo``  the product's main job: lab + a real sync cycle under Airflow (``ovirt_dr_lab.demo``)
 """
 
@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "down": ("ovirt_dr_lab.lab", "down_main"),
     "status": ("ovirt_dr_lab.lab", "status_main"),
     "fault": ("ovirt_dr_lab.lab", "fault_main"),
+    "restart-engines": ("ovirt_dr_lab.lab", "restart_engines_main"),
     "demo": ("ovirt_dr_lab.demo", "main"),
 }
 

@@ -13,7 +13,8 @@ Modules:
   ``ovirt-dr-lab gen-site``. ``testing``: helpers for tests that start an engine in-process.
 
 State: an existing ``<state_dir>/state.json`` wins over the site file (a restarted engine keeps imported
-domains, registrations, snapshots); remove the state dir to start again from the site. Site domains and
+domains, registrations, snapshots; a state of an older layout gets once what its layout lacked from the
+site file, see ``core.STATE_SCHEMA``); remove the state dir to start again from the site. Site domains and
 VM disks missing on disk are (re)created at start, and chains of existing ones are re-read from the files.
 
 Site YAML (``include/ovirt_dr_lab/sites/primary.yaml`` is the example; values go through expandvars; ids
@@ -22,14 +23,21 @@ are derived from names unless given)::
     name, version, latency: {snapshot, merge, ovf_update, register, start, stop, attach, activate, deactivate}
     ovf_update_interval_s (3600), token_ttl_s (3600), workers (8)
     users: [{username: admin@internal, password}]   aaa_domains: [internal]
-    roles: [{name, administrative}]   data_centers: [{name}]   clusters: [{name, data_center}]
+    roles: [{name, administrative}]   data_centers: [{name, version ("4.7"), status (derived)}]
+    clusters: [{name, data_center, version ("4.7")}]
     hosts: [{name, cluster, address, status}]   networks: [{name, data_center}]
     vnic_profiles: [{name, network}]
-    storage_domains: [{name, id, address, path, local_dir, data_center, master}]
+    storage_domains: [{name, id, address, path, local_dir, data_center, master,
+                       type: data|export|iso (data), storage_type: glusterfs|nfs|... (glusterfs)}]
+                     # only GlusterFS data domains with a local_dir have files; the others are inventory
+    luns: [{id, storage_type: iscsi|fcp, address, port, target, portal, size_gib}]  # every host sees them
+    disks: [{alias, lun_id, description, shareable}]      # floating direct LUN disks
     gluster_mounts: {"host:/volume": local_dir}          # where an import finds a volume
     vms: [{name, cluster, status, memory_mib, cpus, description, ha, priority,
+           permissions: [{user: name@domain, role}],    # written into the OVF (UserDomainsSection)
            nics: [{name, vnic_profile, mac}],
-           disks: [{alias, size_mib, format: cow|raw, storage_domain, bootable, interface}]}]
+           disks: [{alias, size_mib, format: cow|raw, storage_domain, bootable, interface}
+                   | {alias, lun_id, bootable, interface}]}]   # the second form: a direct LUN disk
     templates: [{name, cluster, memory_mib, cpus, description, disks: [...]}]
     affinity_groups: [{name, cluster, vms, positive, enforcing}]   affinity_labels: [{name, vms, hosts}]
 """

@@ -157,6 +157,8 @@ class Api:
         a("GET", "/clusters/{c}/glustervolumes", self.list_gluster_volumes)
         a("GET", "/hosts", self.list_hosts)
         a("GET", "/hosts/{h}", self.get_host)
+        a("GET", "/hosts/{h}/storage", self.list_host_storage)
+        a("GET", "/hosts/{h}/storage/{s}", self.get_host_storage)
         a("GET", "/networks", self.list_networks)
         a("GET", "/networks/{n}", self.get_network)
         a("GET", "/vnicprofiles", self.list_vnic_profiles)
@@ -177,6 +179,8 @@ class Api:
         a("GET", "/vms/{vm}/diskattachments/{d}", self.get_disk_attachment)
         a("GET", "/vms/{vm}/nics", self.list_nics)
         a("GET", "/vms/{vm}/affinitylabels", self.list_vm_affinity_labels)
+        a("GET", "/vms/{vm}/permissions", self.list_vm_permissions)
+        a("GET", "/vms/{vm}/permissions/{p}", self.get_vm_permission)
         a("GET", "/vms/{vm}/snapshots", self.list_snapshots)
         a("POST", "/vms/{vm}/snapshots", self.add_snapshot)
         a("GET", "/vms/{vm}/snapshots/{s}", self.get_snapshot)
@@ -237,6 +241,8 @@ class Api:
         )
         lab("POST", "/tokens/expire", self.lab_expire_tokens, lab=True)
         lab("POST", "/vms/{vm}/status", self.lab_set_vm_status, lab=True)
+        lab("POST", "/vms/{vm}/snapshots/{s}/status", self.lab_set_snapshot_status, lab=True)
+        lab("POST", "/hosts/{h}/status", self.lab_set_host_status, lab=True)
         lab("GET", "/state", lambda r: jresp(self.e.state_copy()), lab=True)
 
     # ---- dispatch ----------------------------------------------------------------------------
@@ -347,7 +353,7 @@ class Api:
         user = self.e.users.get(username)
         if user is None and "@" not in username:
             user = self.e.users.get(username + "@internal")
-        if user is None or str(user.get("password")) != form.get("password"):
+        if user is None or user.get("password") is None or str(user["password"]) != form.get("password"):
             return jresp(
                 {
                     "error_code": "access_denied",
@@ -427,8 +433,14 @@ class Api:
                 return [c["name"] for c in s["clusters"].values() if c["dc_id"] == dc["id"]]
             return None
 
-        items = [dict(dc, status="up") for dc in s["datacenters"].values()]
-        return self.listing(req, "data_centers", items, self.r.datacenter, self._name_getter(extra))
+        def get(dc: dict[str, Any], f: str) -> list[Any] | None:
+            if f == "status":
+                return [self.r.dc_status(dc)]
+            if f in ("name", "id", "description"):
+                return [dc.get(f)]
+            return extra(dc, f)
+
+        return self.listing(req, "data_centers", list(s["datacenters"].values()), self.r.datacenter, get)
 
     def get_dc(self, req: Request) -> Response:
         return xml(200, render.document(self.r.datacenter(self.e.get("datacenters", req.params[0]))))
@@ -466,7 +478,11 @@ class Api:
     def list_gluster_volumes(self, req: Request) -> Response:
         cid = self.e.get("clusters", req.params[0])["id"]
         names = sorted(
-            {sd.get("path", "").strip("/") for sd in self.e.s["storage_domains"].values() if sd.get("path")}
+            {
+                sd.get("path", "").strip("/")
+                for sd in self.e.s["storage_domains"].values()
+                if sd.get("path") and sd.get("storage_type", "glusterfs") == "glusterfs"
+            }
             | {k.partition(":")[2].strip("/") for k in self.e.gluster_mounts}
         )
         return xml(
@@ -490,6 +506,28 @@ class Api:
 
     def get_host(self, req: Request) -> Response:
         return xml(200, render.document(self.r.host(self.e.get("hosts", req.params[0]))))
+
+    def _host_luns(self, host: dict[str, Any]) -> list[dict[str, Any]]:
+        """The LUNs a host sees: every LUN of the site (one SAN for all hosts), only while it is up.
+
+        A LUN a disk of this engine uses is reported ``used``, as vdsm's device list says.
+        """
+        if host["status"] != "up":
+            return []
+        used = {d.get("lun_id") for d in self.e.s["disks"].values() if d.get("storage_type") == "lun"}
+        return [dict(lun, used=lun["id"] in used) for _, lun in sorted(self.e.s.get("luns", {}).items())]
+
+    def list_host_storage(self, req: Request) -> Response:
+        host = self.e.get("hosts", req.params[0])
+        items = [self.r.host_storage(lun, host["id"]) for lun in self._host_luns(host)]
+        return xml(200, render.collection("host_storages", items))
+
+    def get_host_storage(self, req: Request) -> Response:
+        host = self.e.get("hosts", req.params[0])
+        for lun in self._host_luns(host):
+            if lun["id"] == req.params[1]:
+                return xml(200, render.document(self.r.host_storage(lun, host["id"])))
+        raise not_found()
 
     def list_networks(self, req: Request) -> Response:
         return self.listing(
@@ -606,6 +644,18 @@ class Api:
         labels = [lab for lab in self.e.s["affinity_labels"].values() if vm["id"] in lab["vm_ids"]]
         return xml(200, render.collection("affinity_labels", [self.r.affinity_label(lab) for lab in labels]))
 
+    def list_vm_permissions(self, req: Request) -> Response:
+        vm = self.e.get("vms", req.params[0])
+        items = [self.r.permission(p) for p in self.e.vm_permissions(vm["id"])]
+        return xml(200, render.collection("permissions", items))
+
+    def get_vm_permission(self, req: Request) -> Response:
+        vm = self.e.get("vms", req.params[0])
+        for perm in self.e.vm_permissions(vm["id"]):
+            if perm["id"] == req.params[1]:
+                return xml(200, render.document(self.r.permission(perm)))
+        raise not_found()
+
     def list_snapshots(self, req: Request) -> Response:
         vm_id = self.e.get("vms", req.params[0])["id"]
         with self.e.lock:
@@ -714,7 +764,7 @@ class Api:
                 dc = self.e.s["datacenters"].get(sd.get("dc_id") or "")
                 return [dc["name"] if dc else None]
             if f in ("type", "storage_type"):
-                return ["data", "glusterfs"]
+                return [sd.get("type", "data"), sd.get("storage_type", "glusterfs")]
             if f in ("address", "storage.address"):
                 return [sd.get("address")]
             if f in ("path", "storage.path"):
@@ -1007,6 +1057,39 @@ class Api:
             n = len(self.tokens)
             self.tokens.clear()
         return jresp({"expired": n})
+
+    def lab_set_snapshot_status(self, req: Request) -> Response:
+        """Put a regular snapshot into (or out of) preview: ``{"status": "in_preview" | "ok"}``.
+
+        What a user's "Preview" leaves behind in the engine; the DR validation must refuse such a VM.
+        """
+        status = self._json(req)["status"]
+        if status not in ("in_preview", "ok"):
+            raise EngineFault(400, "status must be in_preview or ok")
+        with self.e.lock:
+            vm = self.e.get("vms", req.params[0])
+            snap = self.e.s["snapshots"].get(req.params[1])
+            if snap is None or snap["vm_id"] != vm["id"]:
+                raise EngineFault(404, f"VM {vm['name']} has no snapshot {req.params[1]}")
+            if snap["status"] not in ("ok", "in_preview"):
+                raise EngineFault(409, f"snapshot {snap['id']} is {snap['status']}")
+            if status == "in_preview" and any(
+                o["vm_id"] == vm["id"] and o["status"] == "in_preview" and o["id"] != snap["id"]
+                for o in self.e.s["snapshots"].values()
+            ):
+                raise EngineFault(409, f"VM {vm['name']} already previews a snapshot")
+            snap["status"] = status
+            self.e.save()
+        return jresp({"status": status})
+
+    def lab_set_host_status(self, req: Request) -> Response:
+        status = self._json(req)["status"]
+        T.HostStatus(status)  # validates
+        with self.e.lock:
+            host = self.e.get("hosts", req.params[0])
+            host["status"] = status
+            self.e.save()
+        return jresp({"status": status})
 
     def lab_set_vm_status(self, req: Request) -> Response:
         status = self._json(req)["status"]

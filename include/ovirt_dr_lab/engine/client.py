@@ -149,6 +149,14 @@ class LabEngineClient:
         """Force a VM status (e.g. ``down``) without the power transitions."""
         self._call("POST", f"/vms/{vm_id}/status", {"status": status})
 
+    def set_snapshot_status(self, vm_id: str, snapshot_id: str, status: str) -> None:
+        """``in_preview`` puts a snapshot into preview (as the engine's Preview leaves it), ``ok`` ends it."""
+        self._call("POST", f"/vms/{vm_id}/snapshots/{snapshot_id}/status", {"status": status})
+
+    def set_host_status(self, host_id: str, status: str) -> None:
+        """A host's status (``up``, ``maintenance``, ``non_responsive``...): what import and start need."""
+        self._call("POST", f"/hosts/{host_id}/status", {"status": status})
+
     def state(self) -> dict[str, Any]:
         """The engine's whole inventory (debugging)."""
         return self._call("GET", "/state")

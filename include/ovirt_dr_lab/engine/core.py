@@ -71,6 +71,11 @@ VM_STATUS_NUM = {
     "powering_down": 16,
 }
 MAX_EVENTS = 5000
+#: Version of the state.json layout. 2 added permissions, LUNs, cluster/DC versions, domain types; an older
+#: state is upgraded at start from the site file (only what it lacks; nothing it has is overwritten).
+STATE_SCHEMA = 2
+#: Cluster and data center compatibility version when the site names none (oVirt 4.5 engines: 4.7).
+DEFAULT_COMPAT = "4.7"
 MAX_JOBS = 2000
 MAX_WRITES = 200000
 
@@ -106,6 +111,33 @@ def incomplete(entity: str, fields: list[str], action: str = "add") -> EngineFau
 
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def _lun_from_site(lun: dict[str, Any]) -> dict[str, Any]:
+    """A LUN the site's hosts see (``hosts/{id}/storage``): iSCSI target details or an FC WWID."""
+    storage_type = str(lun.get("storage_type", "iscsi")).lower()
+    if storage_type not in ("iscsi", "fcp"):
+        raise SiteError(f"LUN {lun.get('id')}: storage_type must be iscsi or fcp, not {storage_type!r}")
+    return {
+        "id": str(lun["id"]),
+        "storage_type": storage_type,
+        "address": lun.get("address"),
+        "port": int(lun["port"])
+        if lun.get("port") is not None
+        else (3260 if storage_type == "iscsi" else None),
+        "target": lun.get("target"),
+        "portal": str(lun["portal"]) if lun.get("portal") is not None else None,
+        "size": int(lun.get("size_gib", 10)) * 1024**3,
+        "vendor_id": lun.get("vendor_id", "LIO-ORG"),
+        "product_id": lun.get("product_id", "lab-lun"),
+    }
+
+
+def _lun_ids(disk: Any) -> list[str]:
+    """Logical unit ids of an SDK ``Disk`` in a LUN mapping (``lun_storage.logical_units[].id``)."""
+    storage = getattr(disk, "lun_storage", None) if disk is not None else None
+    units = getattr(storage, "logical_units", None) or []
+    return [u.id for u in units if getattr(u, "id", None)]
 
 
 def _display(status: str) -> str:
@@ -223,6 +255,7 @@ class Engine:
         self._storages: dict[str, DomainStorage] = {}
         if self.state_file.exists():
             self.s = json.loads(self.state_file.read_text())
+            self._upgrade_state()
         else:
             self.s = self._state_from_site()
         self._reconcile_storage()
@@ -283,10 +316,13 @@ class Engine:
             "aaa_domains": {},
             "users": {},
             "unregistered": {},
+            "permissions": {},
+            "luns": {},
             "events": [],
             "jobs": {},
             "next_event_id": 1000,
             "created": created,
+            "schema": STATE_SCHEMA,
         }
         by_name: dict[str, dict[str, str]] = {}
 
@@ -311,6 +347,10 @@ class Engine:
                     "name": dc["name"],
                     "description": dc.get("description", ""),
                     "local": False,
+                    "version": str(dc.get("version", DEFAULT_COMPAT)),
+                    # None: derived like the engine (uninitialized without storage, problematic
+                    # without an up host, else up); a site may pin it
+                    "status": dc.get("status"),
                 },
             )
         for cl in site.get("clusters", []):
@@ -321,6 +361,7 @@ class Engine:
                     "id": self._id("cluster", cl["name"], cl.get("id")),
                     "name": cl["name"],
                     "dc_id": ref("dc", cl.get("data_center"), f"cluster {cl['name']}"),
+                    "version": str(cl.get("version", DEFAULT_COMPAT)),
                 },
             )
         for h in site.get("hosts", []):
@@ -390,6 +431,8 @@ class Engine:
                 if sd.get("data_center")
                 else None
             )
+            sd_type = str(sd.get("type", "data")).lower()
+            storage_type = str(sd.get("storage_type", "glusterfs")).lower()
             put(
                 "sd",
                 "storage_domains",
@@ -401,17 +444,25 @@ class Engine:
                     "local_dir": sd.get("local_dir", ""),
                     "dc_id": dc_id,
                     "status": "active" if dc_id else "unattached",
-                    "master": bool(sd.get("master", dc_id is not None)),
+                    "master": bool(sd.get("master", dc_id is not None and sd_type == "data")),
                     "description": sd.get("description", ""),
                     "created_by_site": True,
+                    "type": sd_type,
+                    "storage_type": storage_type,
                 },
             )
+        for lun in site.get("luns", []) or []:
+            s["luns"][str(lun["id"])] = _lun_from_site(lun)
 
         def make_disks(owner: str, disks: list[dict[str, Any]], vm_id: str | None) -> list[str]:
             ids = []
             for k, d in enumerate(disks):
                 alias = d.get("alias", f"{owner}_disk{k + 1}")
                 disk_id = self._id("disk", alias, d.get("id"))
+                if d.get("lun_id"):
+                    s["disks"][disk_id] = lun_disk(disk_id, alias, d, vm_id, k)
+                    ids.append(disk_id)
+                    continue
                 s["disks"][disk_id] = {
                     "id": disk_id,
                     "alias": alias,
@@ -428,6 +479,31 @@ class Engine:
                 }
                 ids.append(disk_id)
             return ids
+
+        def lun_disk(
+            disk_id: str, alias: str, d: dict[str, Any], vm_id: str | None, k: int
+        ) -> dict[str, Any]:
+            """A direct LUN disk: no image, no storage domain; the LUN is what the hosts see."""
+            lun_id = str(d["lun_id"])
+            lun = s["luns"].get(lun_id)
+            if lun is None:
+                raise SiteError(f"disk {alias}: LUN {lun_id} is not in the site's luns")
+            return {
+                "id": disk_id,
+                "alias": alias,
+                "description": d.get("description", ""),
+                "storage_type": "lun",
+                "lun_id": lun_id,
+                "lun": copy.deepcopy(lun),
+                "size": int(lun.get("size", 0)),
+                "format": "raw",
+                "sd_id": None,
+                "vm_id": vm_id,
+                "bootable": bool(d.get("bootable", False)),
+                "interface": d.get("interface", "virtio_scsi"),
+                "shareable": bool(d.get("shareable", False)),
+                "status": "ok",
+            }
 
         for t in site.get("templates", []) or []:
             tid = self._id("template", t["name"], t.get("id"))
@@ -491,6 +567,10 @@ class Engine:
                     "start_time": created if status == "up" else None,
                 },
             )
+        make_disks("floating", site.get("disks", []) or [], None)
+        for v in site.get("vms", []):
+            for perm in v.get("permissions", []) or []:
+                self._put_permission(s, ref("vm", v["name"], "vm"), perm, f"vm {v['name']} permission")
         for g in site.get("affinity_groups", []):
             cluster_id = ref(
                 "cluster", g.get("cluster", site["clusters"][0]["name"]), f"affinity group {g['name']}"
@@ -522,9 +602,84 @@ class Engine:
             )
         return s
 
+    def _put_permission(
+        self, s: dict[str, Any], vm_id: str, perm: dict[str, Any], what: str
+    ) -> dict[str, Any]:
+        """A permission of a site user (``user: name@domain``) with a site role on a VM."""
+        user_name, role_name = perm.get("user"), perm.get("role")
+        user = next((u for u in s["users"].values() if u["user_name"] == user_name), None)
+        role = next((r for r in s["roles"].values() if r["name"] == role_name), None)
+        if user is None:
+            raise SiteError(f"{what}: unknown user {user_name!r} (add it to the site's users)")
+        if role is None:
+            raise SiteError(f"{what}: unknown role {role_name!r}")
+        pid = stable_id(self.site_name, "permission", vm_id, user["id"], role["id"])
+        s["permissions"][pid] = {"id": pid, "user_id": user["id"], "role_id": role["id"], "vm_id": vm_id}
+        return s["permissions"][pid]
+
+    def _upgrade_state(self) -> None:
+        """Bring a state.json of an older layout up to ``STATE_SCHEMA`` from the site file.
+
+        Only what the old layout could not hold is added (permissions of VMs still here, users, roles,
+        LUNs, LUN disks, cluster/DC versions, the type of each domain, site domains it lacks such as a
+        hosted-engine or export domain); nothing the state already has is changed, and nothing that was
+        removed on purpose (a VM, a domain the engine imported) comes back.
+        """
+        s = self.s
+        if int(s.get("schema", 1)) >= STATE_SCHEMA:
+            return
+        fresh = self._state_from_site()
+        for coll in ("permissions", "luns"):
+            s.setdefault(coll, {})
+        for coll in ("users", "roles", "aaa_domains", "luns"):
+            for oid, obj in fresh[coll].items():
+                if oid not in s[coll] and not self.find_by_name(coll, obj.get("name", "")):
+                    s[coll][oid] = obj
+        for coll, keys in (("clusters", ("version",)), ("datacenters", ("version", "status"))):
+            for oid, obj in s[coll].items():
+                for key in keys:
+                    obj.setdefault(
+                        key, fresh[coll].get(oid, {}).get(key, DEFAULT_COMPAT if key == "version" else None)
+                    )
+        for sd in s["storage_domains"].values():
+            sd.setdefault("type", "data")
+            sd.setdefault("storage_type", "glusterfs")
+        for sd_id, sd in fresh["storage_domains"].items():
+            if sd_id not in s["storage_domains"] and (
+                sd["storage_type"] != "glusterfs" or sd["type"] != "data"
+            ):
+                s["storage_domains"][sd_id] = sd
+        for disk_id, disk in fresh["disks"].items():
+            if disk.get("storage_type") != "lun" or disk_id in s["disks"]:
+                continue
+            vm = s["vms"].get(disk["vm_id"] or "")
+            if disk["vm_id"] and vm is None:
+                continue
+            s["disks"][disk_id] = disk
+            if vm is not None and disk_id not in vm["disk_ids"]:
+                vm["disk_ids"].append(disk_id)
+        for pid, perm in fresh["permissions"].items():
+            if pid not in s["permissions"] and perm["vm_id"] in s["vms"] and perm["user_id"] in s["users"]:
+                s["permissions"][pid] = perm
+        s["schema"] = STATE_SCHEMA
+        log.info("engine state upgraded to schema %d from the site file", STATE_SCHEMA)
+
     # ---- storage -------------------------------------------------------------------------------
     def remote_path(self, sd: dict[str, Any]) -> str:
         return f"{sd.get('address', '')}:{sd.get('path', '')}"
+
+    @staticmethod
+    def has_files(sd: dict[str, Any]) -> bool:
+        """The domain is one whose files the emulator keeps (a GlusterFS data domain with a directory).
+
+        Other domains of a site (a hosted-engine domain on NFS, an export domain) are inventory only:
+        listed, attached, never written.
+        """
+        return (
+            sd.get("storage_type", "glusterfs") == "glusterfs"
+            and sd.get("type", "data") == "data"
+            and bool(sd.get("local_dir"))
+        )
 
     def storage(self, sd_id: str) -> DomainStorage:
         """The DomainStorage of a known domain (its directory: ``<local_dir>/<sd_id>``)."""
@@ -543,7 +698,7 @@ class Engine:
     def _reconcile_storage(self) -> None:
         """Create missing site domains and VM disks; re-read chains of existing ones (files win)."""
         for sd in list(self.s["storage_domains"].values()):
-            if not sd.get("created_by_site"):
+            if not sd.get("created_by_site") or not self.has_files(sd):
                 continue
             ds = self.storage(sd["id"])
             if not ds.exists():
@@ -718,7 +873,31 @@ class Engine:
         raise EngineFault(404, f"Entity not found: {what}: {key}")
 
     def vm_sd_ids(self, vm: dict[str, Any]) -> list[str]:
-        return [self.s["disks"][d]["sd_id"] for d in vm["disk_ids"] if d in self.s["disks"]]
+        return [
+            self.s["disks"][d]["sd_id"]
+            for d in vm["disk_ids"]
+            if d in self.s["disks"] and self.s["disks"][d].get("sd_id")
+        ]
+
+    def image_disk_ids(self, obj: dict[str, Any]) -> list[str]:
+        """The VM's (template's) image disks: what snapshots, merges, chain checks and writes act on.
+
+        Direct LUN disks are left out: they have no image on any domain (the engine never snapshots them).
+        """
+        return [
+            d
+            for d in obj.get("disk_ids", [])
+            if d in self.s["disks"] and self.s["disks"][d].get("storage_type", "image") != "lun"
+        ]
+
+    def vm_permissions(self, vm_id: str) -> list[dict[str, Any]]:
+        return sorted(
+            (p for p in self.s.get("permissions", {}).values() if p["vm_id"] == vm_id), key=lambda p: p["id"]
+        )
+
+    def _drop_vm_permissions(self, vm_id: str) -> None:
+        for perm in self.vm_permissions(vm_id):
+            self.s["permissions"].pop(perm["id"], None)
 
     # ---- VM power ------------------------------------------------------------------------------
     def _set_vm_status(self, vm_id: str, status: str, expect: set[str] | None = None) -> None:
@@ -747,7 +926,7 @@ class Engine:
                 raise conflict(
                     "Cannot run VM. There is no host that satisfies current scheduling constraints"
                 )
-            disks = [self.s["disks"][d] for d in vm["disk_ids"] if d in self.s["disks"]]
+            disks = [self.s["disks"][d] for d in self.image_disk_ids(vm)]
             for disk in disks:
                 sd = self.s["storage_domains"].get(disk["sd_id"])
                 if sd is None or sd.get("dc_id") != cluster["dc_id"] or sd.get("status") != "active":
@@ -823,7 +1002,10 @@ class Engine:
             vm = self.get("vms", vm_id)
             if vm["status"] != "down":
                 raise conflict(f"Cannot remove VM. VM {vm['name']} is running.")
+            images = set(self.image_disk_ids(vm))
             disks = [self.s["disks"].pop(d) for d in vm["disk_ids"] if d in self.s["disks"]]
+            disks = [d for d in disks if d["id"] in images]
+            self._drop_vm_permissions(vm_id)
             for snap in list(self.s["snapshots"].values()):
                 if snap["vm_id"] == vm_id:
                     self.s["snapshots"].pop(snap["id"])
@@ -855,7 +1037,7 @@ class Engine:
             "status": "ok",
             "date": vm["created"],
             "persist_memorystate": False,
-            "volumes": {d: self.s["disks"][d]["leaf"] for d in vm["disk_ids"] if d in self.s["disks"]},
+            "volumes": {d: self.s["disks"][d]["leaf"] for d in self.image_disk_ids(vm)},
         }
         return [*snaps, active]
 
@@ -882,11 +1064,19 @@ class Engine:
                     raise conflict(
                         f"Cannot create Snapshot. Snapshot is currently being created for VM {vm['name']}."
                     )
+                if snap["vm_id"] == vm_id and snap["status"] == "in_preview":
+                    raise conflict(f"Cannot create Snapshot. VM {vm['name']} is previewing a Snapshot.")
+            images = self.image_disk_ids(vm)
             if disk_ids is None:
-                disk_ids = list(vm["disk_ids"])
+                disk_ids = images
             for d in disk_ids:
                 if d not in vm["disk_ids"]:
                     raise conflict(f"Cannot create Snapshot. Disk {d} is not attached to VM {vm['name']}.")
+                if d not in images:
+                    raise conflict(
+                        f"Cannot create Snapshot. Disk {self.s['disks'][d]['alias']} is a direct LUN disk "
+                        "(only image disks can be snapshotted)."
+                    )
             snap = {
                 "id": str(uuid.uuid4()),
                 "vm_id": vm_id,
@@ -992,6 +1182,8 @@ class Engine:
                 raise conflict(
                     f"Cannot remove Snapshot. Snapshot is currently being created or removed for VM {vm['name']}."
                 )
+            if snap["status"] == "in_preview":
+                raise conflict(f"Cannot remove Snapshot. VM {vm['name']} is previewing a Snapshot.")
             snap["status"] = "locked"
             snap["removing"] = True
             job = self.new_job(f"Removing Snapshot {snap['description']} of VM {vm['name']}", correlation_id)
@@ -1065,6 +1257,10 @@ class Engine:
             vm = self.get("vms", vm_id)
             if disk_id not in vm["disk_ids"]:
                 raise EngineFault(404, f"disk {disk_id} is not attached to VM {vm['name']}")
+            if disk_id not in self.image_disk_ids(vm):
+                raise EngineFault(
+                    400, f"disk {disk_id} of VM {vm['name']} is a direct LUN disk: not emulated"
+                )
             if vm["status"] != "up":
                 raise conflict(f"Cannot write into VM {vm['name']}: it is {_display(vm['status'])}")
             disk = self.s["disks"][disk_id]
@@ -1108,7 +1304,7 @@ class Engine:
                     vm = self.s["vms"].get(vm_id)
                     if vm is None or vm["status"] != "up":
                         continue
-                    for disk_id in list(vm["disk_ids"]):
+                    for disk_id in self.image_disk_ids(vm):
                         disk = self.s["disks"].get(disk_id)
                         if disk is None or stop.is_set():
                             continue
@@ -1153,9 +1349,23 @@ class Engine:
                 }
             )
         disks = []
+        luns = []
         for d in obj.get("disk_ids", []):
             disk = self.s["disks"].get(d)
             if disk is None:
+                continue
+            if disk.get("storage_type") == "lun":
+                luns.append(
+                    {
+                        "disk_id": d,
+                        "alias": disk["alias"],
+                        "description": disk.get("description", ""),
+                        "bootable": disk["bootable"],
+                        "interface": disk["interface"],
+                        "shareable": disk.get("shareable", False),
+                        "lun": copy.deepcopy(disk["lun"]),
+                    }
+                )
                 continue
             disks.append(
                 {
@@ -1182,6 +1392,8 @@ class Engine:
             "priority": int(obj.get("priority", 0)),
             "nics": nics,
             "disks": disks,
+            "luns": luns,
+            "users": self._ovf_users(obj["id"]),
             "affinity_groups": sorted(
                 g["name"] for g in self.s["affinity_groups"].values() if obj["id"] in g["vm_ids"]
             ),
@@ -1190,6 +1402,17 @@ class Engine:
             ),
             "template_id": obj.get("template_id"),
         }
+
+    def _ovf_users(self, entity_id: str) -> list[dict[str, Any]]:
+        """Users with permissions on the entity and their role names, as ``OvfWriter.writeUserData``."""
+        by_user: dict[str, set[str]] = {}
+        for perm in self.vm_permissions(entity_id):
+            user = self.s["users"].get(perm["user_id"])
+            role = self.s["roles"].get(perm["role_id"])
+            if user is None or role is None:
+                continue
+            by_user.setdefault(f"{user['name']}@{user['domain']}", set()).add(role["name"])
+        return [{"user_domain": u, "roles": sorted(r)} for u, r in sorted(by_user.items())]
 
     def write_ovf(self, sd_id: str) -> int:
         """Write every VM/template with a disk on the domain into its OVF_STORE; returns the count."""
@@ -1248,7 +1471,7 @@ class Engine:
         """The engine's own periodic OVF updater (``OvfUpdateIntervalInMinutes``, default 60)."""
         while not self._closing.wait(self.ovf_interval):
             for sd in list(self.s["storage_domains"].values()):
-                if sd.get("status") == "active":
+                if sd.get("status") == "active" and self.has_files(sd):
                     try:
                         self.write_ovf(sd["id"])
                         self.add_event(
@@ -1459,6 +1682,7 @@ class Engine:
             if sd_id in self.vm_sd_ids(vm):
                 for d in vm["disk_ids"]:
                     self.s["disks"].pop(d, None)
+                self._drop_vm_permissions(vm["id"])
                 for snap in list(self.s["snapshots"].values()):
                     if snap["vm_id"] == vm["id"]:
                         self.s["snapshots"].pop(snap["id"])
@@ -1607,24 +1831,75 @@ class Engine:
                     warnings.append(f"affinity label {lname} does not exist")
                 else:
                     labels.append(found)
+            domain_map: dict[str, str] = {}
             for m in mapping("domain_mappings"):
                 to = m.to.name if m.to is not None else None
                 if not to or not self.find_by_name("aaa_domains", to):
                     raise conflict(f"Cannot import {what}. Authorization domain {to} does not exist.")
+                if m.from_ is not None and m.from_.name:
+                    domain_map[m.from_.name] = to
+            role_map: dict[str, dict[str, Any]] = {}
             for m in mapping("role_mappings"):
                 to = m.to
-                if to is None or not (
-                    (to.id and to.id in self.s["roles"]) or self.find_by_name("roles", to.name or "")
-                ):
+                target_role = None
+                if to is not None:
+                    target_role = (self.s["roles"].get(to.id) if to.id else None) or self.find_by_name(
+                        "roles", to.name or ""
+                    )
+                if target_role is None:
                     raise conflict(
                         f"Cannot import {what}. Role {getattr(to, 'name', None) or getattr(to, 'id', None)} does not exist."
                     )
+                if m.from_ is not None and m.from_.name:
+                    role_map[m.from_.name] = target_role
+            lun_map: dict[str, Any] = {}
             for m in mapping("lun_mappings"):
                 to = m.to
                 if to is None or (to.lun_storage is None and not to.id):
                     raise conflict(
                         f"Cannot import {what}. LUN mapping target of {getattr(m.from_, 'id', None)} is incomplete."
                     )
+                src = _lun_ids(m.from_)
+                if src:
+                    lun_map[src[0]] = to
+            luns = []
+            for lun_disk in ent.get("luns", []):
+                lun = self._map_lun(lun_disk, lun_map, what)
+                if lun is None:
+                    if not getattr(action, "allow_partial_import", False):
+                        raise conflict(
+                            f"Cannot import {what}. The following LUN disks are not visible to any host of "
+                            f"this engine: {lun_disk['alias']} ({lun_disk['lun']['id']}); map them "
+                            "(lun_mappings) or allow a partial import."
+                        )
+                    warnings.append(
+                        f"LUN disk {lun_disk['alias']} ({lun_disk['lun']['id']}) dropped: not visible"
+                    )
+                    continue
+                luns.append((lun_disk, lun))
+            permissions = []
+            for user_entry in ent.get("users", []):
+                name, _, domain = user_entry["user_domain"].rpartition("@")
+                target_domain = domain_map.get(domain, domain)
+                user = next(
+                    (
+                        u
+                        for u in self.s["users"].values()
+                        if u["name"] == name and u["domain"] == target_domain
+                    ),
+                    None,
+                )
+                if user is None:
+                    warnings.append(
+                        f"user {name}@{target_domain} does not exist: its permissions are dropped"
+                    )
+                    continue
+                for role_name in user_entry.get("roles", []):
+                    role = role_map.get(role_name) or self.find_by_name("roles", role_name)
+                    if role is None:
+                        warnings.append(f"role {role_name} of user {name}@{target_domain} does not exist")
+                        continue
+                    permissions.append((user, role))
             # vNIC profiles
             nics = []
             for n in ent.get("nics", []):
@@ -1698,6 +1973,32 @@ class Engine:
                     "status": "ok",
                 }
                 disk_ids.append(disk_id)
+            for lun_disk, lun in luns:
+                self.s["disks"][lun_disk["disk_id"]] = {
+                    "id": lun_disk["disk_id"],
+                    "alias": lun_disk.get("alias") or lun_disk["disk_id"],
+                    "description": lun_disk.get("description", ""),
+                    "storage_type": "lun",
+                    "lun_id": lun["id"],
+                    "lun": lun,
+                    "size": int(lun.get("size") or 0),
+                    "format": "raw",
+                    "sd_id": None,
+                    "vm_id": entity_id if kind == "vms" else None,
+                    "bootable": bool(lun_disk.get("bootable")),
+                    "interface": lun_disk.get("interface") or "virtio_scsi",
+                    "shareable": bool(lun_disk.get("shareable")),
+                    "status": "ok",
+                }
+                disk_ids.append(lun_disk["disk_id"])
+            for user, role in permissions:
+                pid = stable_id(entity_id, "permission", user["id"], role["id"])
+                self.s["permissions"][pid] = {
+                    "id": pid,
+                    "user_id": user["id"],
+                    "role_id": role["id"],
+                    "vm_id": entity_id,
+                }
             obj = {
                 "id": entity_id,
                 "name": ent["name"],
@@ -1740,6 +2041,34 @@ class Engine:
         )
         return job
 
+    def _map_lun(self, lun_disk: dict[str, Any], lun_map: dict[str, Any], what: str) -> dict[str, Any] | None:
+        """The LUN a registered LUN disk gets here: the mapped one, else the same id; None if no host sees it.
+
+        A mapping's target carries the connection details (address, port, target, portal) the engine
+        logs in with; the emulator keeps them on the disk, and the LUN must be one the site's hosts see.
+        """
+        src_id = lun_disk["lun"]["id"]
+        to = lun_map.get(src_id)
+        target_id = src_id
+        details: dict[str, Any] = {}
+        if to is not None:
+            ids = _lun_ids(to)
+            target_id = ids[0] if ids else (to.id or src_id)
+            units = to.lun_storage.logical_units if to.lun_storage is not None else None
+            if units:
+                unit = units[0]
+                details = {
+                    k: getattr(unit, k)
+                    for k in ("address", "port", "target", "portal")
+                    if getattr(unit, k, None) is not None
+                }
+            if to.lun_storage is not None and to.lun_storage.type is not None:
+                details["storage_type"] = to.lun_storage.type.value
+        known = self.s.get("luns", {}).get(target_id)
+        if known is None:
+            return None
+        return {**copy.deepcopy(known), **details}
+
     def _resolve_profile(self, to: Any, what: str) -> dict[str, Any] | None:
         if to is None:
             return None  # mapping to "no profile" is allowed: the NIC stays unplugged
@@ -1761,6 +2090,8 @@ class Engine:
     # ---- lab helpers -----------------------------------------------------------------------------
     def disk_chain(self, disk_id: str) -> list[str]:
         disk = self.get("disks", disk_id)
+        if disk.get("storage_type") == "lun":
+            raise EngineFault(409, f"disk {disk['alias']} is a direct LUN disk: it has no volume chain")
         try:
             return self.storage(disk["sd_id"]).chain(disk_id)
         except StorageError as exc:

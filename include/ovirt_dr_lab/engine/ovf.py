@@ -14,12 +14,23 @@ an ``ovf:Envelope`` (namespace ``http://schemas.dmtf.org/ovf/envelope/1/``) with
   ``Connection`` = network and ``OtherResourceType`` = vNIC profile name, disk 17 with ``StorageId``),
   and the affinity group / label sections. Element and attribute names follow ``OvfWriter`` /
   ``OvfOvirtWriter`` of ovirt-engine; device details the DR flow does not use are left out.
+- users with permissions on the VM (``OvfOvirtWriter.writeUserData``), right after ``ClusterName``:
+  ``Section xsi:type="ovf:UserDomainsSection_Type"`` with one ``User`` per user:
+  ``<UserDomain>name@domain</UserDomain><UserRoles><RoleName>..</RoleName></UserRoles>``; at
+  registration the engine gives each user that exists (in the mapped aaa domain) its (mapped) roles.
+- direct LUN disks (``OvfOvirtWriter.writeLunDisk``): a ``Disk`` in the DiskSection with
+  ``ovf:diskId`` = the disk id, ``ovf:lun_id`` and one ``Connection`` child per storage connection
+  (``ovf:connection`` address, ``ovf:iqn``, ``ovf:port``, ``xsi:storage_type`` ISCSI|FCP,
+  ``xsi:portal``); no ``File`` reference (there is no image).
 
 Entity dict (the API layer's view; :func:`parse_ovf` returns the same shape):
 ``{"id", "name", "kind": "vm"|"template", "cluster", "memory" (bytes, whole MiB), "cpus", "description",
 "ha": bool, "priority": int, "nics": [{"name", "network", "vnic_profile", "mac"}], "disks": [{"disk_id",
 "image_id", "volume_id", "size" (bytes), "format": "cow"|"raw", "storage_domain_id", "alias", "bootable",
-"interface"}], "affinity_groups": [names], "affinity_labels": [names], "template_id": str | None}``.
+"interface"}], optional "luns": [{"disk_id", "alias", "description", "bootable", "interface", "shareable",
+"lun": {"id", "storage_type": "iscsi"|"fcp", "address", "port", "target", "portal"}}],
+optional "users": [{"user_domain": "name@domain", "roles": [names]}], "affinity_groups": [names],
+"affinity_labels": [names], "template_id": str | None}``.
 
 In oVirt a disk's id is its image (group) id, so ``disk_id`` normally equals ``image_id``; if a caller
 keeps them different, the disk id is written in an extra ``ovf:lab-disk-id`` attribute so it survives
@@ -159,6 +170,39 @@ def build_ovf(entity: dict) -> str:
         if disk_id != disk["image_id"]:
             attrs[_o("lab-disk-id")] = disk_id
         _sub(disksec, "Disk", **attrs)
+    for lun_disk in entity.get("luns") or []:
+        lun = lun_disk["lun"]
+        elem = _sub(
+            disksec,
+            "Disk",
+            **{
+                _o("diskId"): lun_disk["disk_id"],
+                _o("disk-alias"): lun_disk.get("alias") or "",
+                _o("disk-description"): lun_disk.get("description") or "",
+                _o("pass-discard"): "false",
+                _o("fileRef"): lun["id"],
+                _o("shareable"): _bool(lun_disk.get("shareable")),
+                _o("boot"): _bool(lun_disk.get("bootable")),
+                _o("disk-interface"): _INTERFACES.get(
+                    lun_disk.get("interface") or "virtio_scsi", lun_disk.get("interface")
+                ),
+                _o("read-only"): "false",
+                _o("scsi_reservation"): "false",
+                _o("plugged"): "true",
+                _o("lun_id"): lun["id"],
+            },
+        )
+        _sub(
+            elem,
+            "Connection",
+            **{
+                _o("connection"): lun.get("address") or "",
+                _o("iqn"): lun.get("target") or "",
+                _o("port"): str(lun.get("port") or ""),
+                f"{{{XSI_NS}}}storage_type": (lun.get("storage_type") or "iscsi").upper(),
+                f"{{{XSI_NS}}}portal": str(lun.get("portal") or ""),
+            },
+        )
 
     content = _sub(env, "Content", **{_o("id"): "out", f"{{{XSI_NS}}}type": "ovf:VirtualSystem_Type"})
     _sub(content, "Name", entity.get("name") or "")
@@ -191,6 +235,15 @@ def build_ovf(entity: dict) -> str:
     _sub(content, "Priority", int(entity.get("priority") or 0))
     _sub(content, "MaxMemorySizeMb", memory_mb * 4)
     _sub(content, "ClusterName", entity.get("cluster") or "")
+    users = entity.get("users") or []
+    if users:
+        usec = _sub(content, "Section", **{f"{{{XSI_NS}}}type": "ovf:UserDomainsSection_Type"})
+        for user in users:
+            elem = _sub(usec, "User")
+            _sub(elem, "UserDomain", user["user_domain"])
+            roles = _sub(elem, "UserRoles")
+            for role in user.get("roles") or []:
+                _sub(roles, "RoleName", role)
 
     ossec = _sub(
         content,
@@ -352,12 +405,37 @@ def parse_ovf(xml: str) -> dict:
             )
 
     disks = []
+    luns = []
     disksec = next((s for s in env.iterfind("Section") if _xsi_type(s) == "ovf:DiskSection_Type"), None)
     for disk in disksec.iterfind("Disk") if disksec is not None else []:
+        iface = disk.get(_o("disk-interface")) or ""
+        if disk.get(_o("lun_id")):
+            conn = disk.find("Connection")
+            port = conn.get(_o("port")) if conn is not None else None
+            luns.append(
+                {
+                    "disk_id": disk.get(_o("diskId")),
+                    "alias": disk.get(_o("disk-alias")) or "",
+                    "description": disk.get(_o("disk-description")) or "",
+                    "bootable": disk.get(_o("boot")) == "true",
+                    "interface": _INTERFACES_BACK.get(iface, iface),
+                    "shareable": disk.get(_o("shareable")) == "true",
+                    "lun": {
+                        "id": disk.get(_o("lun_id")),
+                        "storage_type": (
+                            conn.get(f"{{{XSI_NS}}}storage_type") if conn is not None else "ISCSI"
+                        ).lower(),
+                        "address": (conn.get(_o("connection")) if conn is not None else None) or None,
+                        "port": int(port) if port else None,
+                        "target": (conn.get(_o("iqn")) if conn is not None else None) or None,
+                        "portal": (conn.get(f"{{{XSI_NS}}}portal") if conn is not None else None) or None,
+                    },
+                }
+            )
+            continue
         file_ref = disk.get(_o("fileRef")) or ""
         image_id, _, volume_id = file_ref.partition("/")
         item = disk_items.get(file_ref)
-        iface = disk.get(_o("disk-interface")) or ""
         disks.append(
             {
                 "disk_id": disk.get(_o("lab-disk-id")) or image_id,
@@ -378,6 +456,18 @@ def parse_ovf(xml: str) -> dict:
         sec = sections.get(section_type)
         return [e.get(_o("name")) for e in sec.iterfind(tag)] if sec is not None else []
 
+    users = []
+    usec = sections.get("ovf:UserDomainsSection_Type")
+    for user in usec.iterfind("User") if usec is not None else []:
+        user_domain = _text(user, "UserDomain")
+        if user_domain:
+            users.append(
+                {
+                    "user_domain": user_domain,
+                    "roles": [r.text or "" for r in user.iterfind("UserRoles/RoleName") if r.text],
+                }
+            )
+
     return {
         "id": entity_id,
         "name": _text(content, "Name"),
@@ -393,4 +483,7 @@ def parse_ovf(xml: str) -> dict:
         "affinity_groups": names("ovf:AffinityGroupsSection_Type", "AffinityGroup"),
         "affinity_labels": names("ovf:AffinityLabelsSection_Type", "AffinityLabel"),
         "template_id": template_id,
+        # optional keys, present only when the OVF has them (an entity without them round-trips as is)
+        **({"luns": luns} if luns else {}),
+        **({"users": users} if users else {}),
     }

@@ -19,6 +19,12 @@ XML_DECL = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 BLANK_UUID = "00000000-0000-0000-0000-000000000000"
 
 
+def version(value: str | None) -> Any:
+    """``"4.7"`` -> ``Version(major=4, minor=7)`` (what clusters and data centers answer)."""
+    major, _, minor = str(value or "4.7").partition(".")
+    return T.Version(major=int(major), minor=int(minor.split(".")[0] or 0))
+
+
 def href(*parts: str) -> str:
     return API + "".join("/" + p for p in parts)
 
@@ -136,15 +142,32 @@ class Renderer:
         return document(write(api, links=links))
 
     # ---- compute -----------------------------------------------------------------------------
+    def dc_status(self, dc: dict[str, Any]) -> str:
+        """The engine's view: a data center without an active master domain is ``uninitialized``
+        (``maintenance`` if its master is not active), one without an up host ``problematic`` (the engine's NonResponsive pool)."""
+        if dc.get("status"):
+            return str(dc["status"])
+        clusters = {c["id"] for c in self.s["clusters"].values() if c["dc_id"] == dc["id"]}
+        if not any(h["status"] == "up" and h["cluster_id"] in clusters for h in self.s["hosts"].values()):
+            return "problematic"
+        masters = [
+            sd
+            for sd in self.s["storage_domains"].values()
+            if sd.get("dc_id") == dc["id"] and sd.get("master")
+        ]
+        if not masters:
+            return "uninitialized"
+        return "up" if any(sd.get("status") == "active" for sd in masters) else "maintenance"
+
     def datacenter(self, dc: dict[str, Any]) -> str:
         obj = T.DataCenter(
             id=dc["id"],
             name=dc["name"],
             description=dc.get("description", ""),
             local=bool(dc.get("local")),
-            status=T.DataCenterStatus.UP,
+            status=T.DataCenterStatus(self.dc_status(dc)),
             storage_format=T.StorageFormat.V5,
-            version=T.Version(major=4, minor=7),
+            version=version(dc.get("version")),
             quota_mode=T.QuotaModeType.DISABLED,
         )
         obj.href = href("datacenters", dc["id"])
@@ -155,7 +178,7 @@ class Renderer:
             id=c["id"],
             name=c["name"],
             data_center=ref(T.DataCenter, c["dc_id"], href("datacenters", c["dc_id"])),
-            version=T.Version(major=4, minor=7),
+            version=version(c.get("version")),
             virt_service=True,
             gluster_service=True,
         )
@@ -174,6 +197,42 @@ class Renderer:
         )
         obj.href = href("hosts", h["id"])
         return write(obj, links=["nics", "storage", "permissions"])
+
+    def logical_unit(self, lun: dict[str, Any]) -> Any:
+        return T.LogicalUnit(
+            id=lun["id"],
+            address=lun.get("address"),
+            port=lun.get("port"),
+            target=lun.get("target"),
+            portal=lun.get("portal"),
+            size=lun.get("size"),
+            vendor_id=lun.get("vendor_id"),
+            product_id=lun.get("product_id"),
+            status=T.LunStatus.USED if lun.get("used") else T.LunStatus.FREE,
+        )
+
+    def host_storage(self, lun: dict[str, Any], host_id: str) -> str:
+        """One LUN as a host sees it (``GET /hosts/{id}/storage``: ``<host_storage id=LUN>``)."""
+        obj = T.HostStorage(
+            id=lun["id"],
+            type=T.StorageType(lun.get("storage_type", "iscsi")),
+            logical_units=[self.logical_unit(lun)],
+            host=ref(T.Host, host_id, href("hosts", host_id)),
+        )
+        obj.href = href("hosts", host_id, "storage", lun["id"])
+        return write(obj)
+
+    def permission(self, perm: dict[str, Any]) -> str:
+        """``<permission>`` with references to its role, user and VM, as the engine lists them."""
+        vm_id = perm["vm_id"]
+        obj = T.Permission(
+            id=perm["id"],
+            role=ref(T.Role, perm["role_id"], href("roles", perm["role_id"])),
+            user=ref(T.User, perm["user_id"], href("users", perm["user_id"])),
+            vm=ref(T.Vm, vm_id, href("vms", vm_id)),
+        )
+        obj.href = href("vms", vm_id, "permissions", perm["id"])
+        return write(obj)
 
     def network(self, n: dict[str, Any]) -> str:
         obj = T.Network(
@@ -339,7 +398,31 @@ class Renderer:
     def nic(self, n: dict[str, Any], vm_id: str) -> str:
         return write(self.nic_obj(n, vm_id))
 
+    def lun_disk_obj(self, d: dict[str, Any], link: str | None = None) -> Any:
+        """A direct LUN disk: ``storage_type=lun`` with ``lun_storage``; no image, no storage domain."""
+        lun = d.get("lun") or {}
+        obj = T.Disk(
+            id=d["id"],
+            name=d["alias"],
+            alias=d["alias"],
+            description=d.get("description", ""),
+            storage_type=T.DiskStorageType.LUN,
+            lun_storage=T.HostStorage(
+                type=T.StorageType(lun.get("storage_type", "iscsi")), logical_units=[self.logical_unit(lun)]
+            ),
+            provisioned_size=d.get("size", 0),
+            status=T.DiskStatus(d.get("status", "ok")),
+            shareable=bool(d.get("shareable")),
+            wipe_after_delete=False,
+            propagate_errors=False,
+            content_type=T.DiskContentType.DATA,
+        )
+        obj.href = link or href("disks", d["id"])
+        return obj
+
     def disk_obj(self, d: dict[str, Any], volume: str | None = None, link: str | None = None) -> Any:
+        if d.get("storage_type") == "lun":
+            return self.lun_disk_obj(d, link)
         cow = d.get("format", "cow") == "cow"
         sd_id = d["sd_id"]
         obj = T.Disk(
@@ -435,19 +518,20 @@ class Renderer:
         elif not dc_id:
             status = T.StorageDomainStatus.UNATTACHED
         gib = 1024**3
+        storage_type = sd.get("storage_type", "glusterfs")
         obj = T.StorageDomain(
             id=sd["id"],
             name=sd["name"],
             description=sd.get("description", ""),
             comment="",
-            type=T.StorageDomainType.DATA,
+            type=T.StorageDomainType(sd.get("type", "data")),
             status=status,
             master=bool(sd.get("master")),
             storage=T.HostStorage(
                 address=sd.get("address"),
                 path=sd.get("path"),
-                type=T.StorageType.GLUSTERFS,
-                vfs_type="glusterfs",
+                type=T.StorageType(storage_type),
+                vfs_type="glusterfs" if storage_type == "glusterfs" else None,
             ),
             storage_format=T.StorageFormat.V5,
             available=200 * gib,

@@ -103,4 +103,5 @@ def generate_site(
     for label in base.get("affinity_labels", []):
         label["vms"] = [v for v in label.get("vms", []) if v in names] or sorted(names)[:1]
     base.pop("templates", None)
+    base.pop("disks", None)  # floating disks of the shipped site
     return base

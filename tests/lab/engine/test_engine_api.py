@@ -178,7 +178,8 @@ def test_search_max_follow(conn: ovirtsdk4.Connection, primary: EngineServer) ->
     assert {p.name for p in system.vnic_profiles_service().list()} == {"ovirtmgmt", "prod"}
     assert {r.name for r in system.roles_service().list()} >= {"SuperUser", "DrOperator"}
     assert [d.name for d in system.domains_service().list()] == ["internal"]
-    assert [u.user_name for u in system.users_service().list()] == [USER]
+    # the site's users: the API user and the DR user that holds permissions on vm01/vm02
+    assert [u.user_name for u in system.users_service().list()] == [USER, "dr_user@internal"]
     volumes = system.clusters_service().cluster_service(cluster.id).gluster_volumes_service().list()
     assert [v.name for v in volumes] == ["gvmaster"]
     ha = [v for v in vms.list() if v.high_availability.enabled]
