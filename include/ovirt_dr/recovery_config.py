@@ -73,6 +73,10 @@ class RecoveryConfig(BaseModel):
     smtp_conn_id: str = "smtp_default"
     owner: str = "ovirt-dr"
     retries: int = Field(3, ge=0, le=20)
+    #: wait before a failed recovery task is retried (a retry does only what is still missing)
+    retry_delay: timedelta = timedelta(seconds=30)
+    #: how often the recovery tasks poll the engine while waiting (domain active, VMs up)
+    poll_interval: timedelta = timedelta(seconds=2)
 
     @field_validator("tier_timeout", "import_timeout", "lease_wait", "probe_timeout", mode="before")
     @classmethod
@@ -80,6 +84,14 @@ class RecoveryConfig(BaseModel):
         d = parse_duration(v)
         if d < timedelta(0) or d > timedelta(days=7):
             raise ValueError("must be between 0s and 7d")
+        return d
+
+    @field_validator("retry_delay", "poll_interval", mode="before")
+    @classmethod
+    def _short_duration(cls, v: Any) -> timedelta:
+        d = parse_duration(v)
+        if d < timedelta(seconds=1) or d > timedelta(hours=1):
+            raise ValueError("must be between 1s and 1h")
         return d
 
     @model_validator(mode="after")
@@ -94,6 +106,9 @@ class RecoveryConfig(BaseModel):
                 seen.add(vm)
         if self.primary_site == self.secondary_site:
             raise ValueError("primary_site and secondary_site are the same site")
+        if self.probe_timeout < timedelta(seconds=1):
+            # the SDK reads a timeout of 0 as "no limit": a probe of a black-holed engine would never end
+            raise ValueError("probe_timeout must be at least 1s")
         return self
 
 

@@ -6,7 +6,12 @@ tested implementation: ``build_georep_cmd`` + ``shlex.join`` to send, ``parse_ge
 
 from __future__ import annotations
 
-from ovirt_dr.gluster.commands import GeoRepSession, build_georep_cmd, build_volume_cmd
+from ovirt_dr.gluster.commands import (
+    GeoRepSession,
+    build_georep_cmd,
+    build_volume_cmd,
+    build_volume_set_cmd,
+)
 from ovirt_dr.gluster.errors import (
     AlreadyStarted,
     CommandTimeout,
@@ -50,6 +55,7 @@ __all__ = [
     "VolumeInfo",
     "build_georep_cmd",
     "build_volume_cmd",
+    "build_volume_set_cmd",
     "classify_error",
     "format_time",
     "parse_georep_status",

@@ -119,6 +119,23 @@ def _config_words(words: list[str]) -> list[str]:
     return list(words)
 
 
+#: Volume options the product may change, with the values it may set: the failover makes the slave
+#: writable (geo-rep's ``create push-pem`` set ``features.read-only on``), a drill's cleanup sets it back.
+SETTABLE_VOLUME_OPTIONS: dict[str, tuple[str, ...]] = {"features.read-only": ("on", "off")}
+
+
+def build_volume_set_cmd(volume: str, option: str, value: str) -> list[str]:
+    """``gluster --mode=script volume set VOLUME OPTION VALUE``, for the options the product may change only."""
+    allowed = SETTABLE_VOLUME_OPTIONS.get(option)
+    if allowed is None:
+        raise ValueError(
+            f"volume option {option!r} is not one the product changes (only {', '.join(SETTABLE_VOLUME_OPTIONS)})"
+        )
+    if value not in allowed:
+        raise ValueError(f"volume option {option}: value {value!r} is not one of {', '.join(allowed)}")
+    return [GLUSTER, SCRIPT_MODE, "volume", "set", validate_volume_name(volume), option, value]
+
+
 def build_volume_cmd(action: str = "info", volume: str | None = None, *, xml: bool = True) -> list[str]:
     """``gluster --mode=script volume info|status [VOLUME] [--xml]``: read-only volume queries.
 

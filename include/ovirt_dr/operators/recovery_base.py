@@ -1,0 +1,195 @@
+"""What every failover operator shares: the recovery config, the run's form values, the plan, hook sets.
+
+Each operator takes the config file's path (a literal, never a template) and re-reads it when it runs, so
+the task runs with exactly the config its DAG was parsed from. ``template_fields`` stay empty on purpose:
+no config value and no name read from the replica is ever rendered as a Jinja template. Upstream results
+are read with ``xcom_pull`` by task id, the form's values from ``context["params"]`` (Params are data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from ovirt_dr.hooks.gluster import GlusterGeoRepHook
+from ovirt_dr.operators.base import HookClosingOperator
+from ovirt_dr.recovery_config import Recovery, load_recovery
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+PLAN_TASK = "preflight"
+VALIDATE_TASK = "validate"
+WRITABLE_TASK = "make_replica_writable"
+IMPORT_TASK = "import_domains"
+TEMPLATES_TASK = "register_templates"
+VMS_TASK = "register_vms"
+START_TASK = "start_vms"
+REPORT_TASK = "report"
+#: XCom key under which registration / start tasks push their per-entity outcomes (also when failing).
+OUTCOMES_KEY = "outcomes"
+
+
+class RecoveryError(RuntimeError):
+    """A failover step could not do what it must: names the domain, VM or engine."""
+
+
+@dataclass(frozen=True)
+class FailoverParams:
+    """The trigger form's values, checked again here (a run may come from the REST API or the CLI)."""
+
+    dry_run: bool
+    force: bool
+    start_vms: bool
+    domains: tuple[str, ...]
+
+    @classmethod
+    def from_context(cls, context: Context) -> FailoverParams:
+        params = context.get("params") or {}
+
+        def flag(key: str, default: bool) -> bool:
+            value = params.get(key, default)
+            if not isinstance(value, bool):
+                raise ValueError(f"param {key!r} must be true or false, got {value!r}")
+            return value
+
+        domains = params.get("domains") or []
+        if not isinstance(domains, list | tuple) or not all(isinstance(d, str) for d in domains):
+            raise ValueError(f"param 'domains' must be a list of domain names, got {domains!r}")
+        return cls(
+            dry_run=flag("dry_run", True),
+            force=flag("force", False),
+            start_vms=flag("start_vms", True),
+            domains=tuple(sorted(set(domains))),
+        )
+
+
+class HookSet:
+    """One lazily made hook per connection id, all closed together (a failover talks to many nodes)."""
+
+    def __init__(self, factory: Callable[[str], Any]) -> None:
+        self.factory = factory
+        self.hooks: dict[str, Any] = {}
+
+    def get(self, conn_id: str) -> Any:
+        if conn_id not in self.hooks:
+            self.hooks[conn_id] = self.factory(conn_id)
+        return self.hooks[conn_id]
+
+    def close(self) -> None:
+        for hook in self.hooks.values():
+            try:
+                hook.close()
+            except Exception:  # closing one must not stop closing the others
+                pass
+        self.hooks.clear()
+
+
+class RecoveryOperator(HookClosingOperator):
+    """Base of the failover operators.
+
+    :param config_path: the ovirt-dr config file (its ``recovery:`` section names the mapping file).
+    :param plan_task_id: the task whose return value is the plan (the preflight).
+    """
+
+    hook_attrs: tuple[str, ...] = ("target_hook", "gluster")
+
+    def __init__(self, *, config_path: str, plan_task_id: str = PLAN_TASK, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.config_path = str(config_path)
+        self.plan_task_id = plan_task_id
+
+    @cached_property
+    def recovery(self) -> Recovery:
+        """The config as it is now; every problem fails the task (no retry: a file does not fix itself)."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        rec = load_recovery(self.config_path)
+        if not rec.ok:
+            raise AirflowFailException(
+                f"the recovery config cannot be used ({len(rec.problems)} problem(s)): "
+                + "; ".join(rec.problems)
+            )
+        return rec
+
+    @property
+    def cfg(self) -> Any:
+        assert self.recovery.config is not None
+        return self.recovery.config
+
+    @cached_property
+    def target_hook(self) -> Any:
+        from ovirt_dr.hooks.ovirt import OvirtHook
+
+        return OvirtHook(ovirt_conn_id=self.recovery.conn_id("secondary"))
+
+    @cached_property
+    def gluster(self) -> HookSet:
+        return HookSet(lambda conn_id: GlusterGeoRepHook(ssh_conn_id=conn_id))
+
+    def plan(self, context: Context) -> dict[str, Any]:
+        plan = context["ti"].xcom_pull(task_ids=self.plan_task_id)
+        if not isinstance(plan, dict) or "vms" not in plan:
+            raise RecoveryError(f"no plan from task {self.plan_task_id!r} (did it succeed?)")
+        return plan
+
+    def log_lines(self, title: str, lines: Sequence[str]) -> None:
+        self.log.info("%s", "\n".join([title, *(f"  {line}" for line in lines)]) if lines else title)
+
+
+@contextmanager
+def mounted(
+    hook: GlusterGeoRepHook, host: str, volume: str, mountpoint: str, *, read_only: bool, log: Any
+) -> Iterator[str]:
+    """Mount ``host:/volume`` at ``mountpoint`` on the node for the block, then unmount (reused if there)."""
+    if not hook.is_mounted(mountpoint):
+        hook.mount(volume, host, mountpoint, read_only=read_only)
+    try:
+        yield mountpoint
+    finally:
+        try:
+            hook.umount(mountpoint)
+        except Exception:
+            log.warning("Could not unmount %s on the node", mountpoint, exc_info=True)
+
+
+def window(calls: Sequence[tuple[str, Callable[[], Any]]], limit: int) -> dict[str, tuple[bool, Any]]:
+    """Run SDK requests with at most ``limit`` in flight: each call sends one request (``wait=False``) and
+    returns its future. Returns ``{key: (ok, result or exception)}``; one failure never stops the others.
+
+    The SDK's futures share one connection's curl multi handle, so no threads are needed: waiting for the
+    oldest future also drives the others.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    results: dict[str, tuple[bool, Any]] = {}
+    in_flight: list[tuple[str, Any]] = []
+
+    def drain_one() -> None:
+        key, future = in_flight.pop(0)
+        try:
+            results[key] = (True, future.wait())
+        except Exception as e:  # recorded per entity, the others go on
+            results[key] = (False, e)
+
+    for key, call in calls:
+        if len(in_flight) >= limit:
+            drain_one()
+        try:
+            in_flight.append((key, call()))
+        except Exception as e:
+            results[key] = (False, e)
+    while in_flight:
+        drain_one()
+    return results
+
+
+def fault_text(error: BaseException) -> str:
+    """An SDK error as the engine put it (``fault.detail``/``reason``), else its message, on one line."""
+    fault = getattr(error, "fault", None)
+    detail = getattr(fault, "detail", None) or getattr(fault, "reason", None) if fault is not None else None
+    text = str(detail or error)
+    return " ".join(text.split())[:500]
