@@ -348,6 +348,8 @@ def test_run_past_its_rpo_sends_the_deadline_mail(airflow, engine, lab_env):
         "the RPO deadline mail",
     )
     assert run_id in deadline_mail[0]["Subject"]
+    # measured from the pair's recovery point; lab_rpo never had one, so from its first run's queue time
+    assert "no recovery point yet" in deadline_mail[0]["Subject"]
     final = airflow.wait_run(SLOW, run_id, 900)
     assert final["state"] == "success"
     assert dr_snapshots(engine) == []
