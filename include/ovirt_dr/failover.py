@@ -544,42 +544,53 @@ def plan_text(plan: dict[str, Any]) -> str:
     mode = "DRY RUN (nothing is changed)" if plan.get("dry_run") else "REAL RUN"
     lines = [f"Failover plan, {mode}:"]
     guard = plan.get("guard") or {}
-    lines.append(
-        f"  split-brain guard: {'proceed' if guard.get('proceed') else 'REFUSE'}: {guard.get('reason')}"
-    )
+    verdict = "proceed" if guard.get("proceed") else "REFUSE"
+    lines.append(f"  1. split-brain guard: {verdict}: {guard.get('reason')}")
     target = plan.get("target") or {}
-    lines.append(f"  target engine: {target.get('conn_id')} (import host {target.get('host') or '?'})")
+    lines.append(
+        f"  2. target engine {target.get('conn_id')}, import host {target.get('host') or '(none up)'}"
+    )
     for d in plan.get("domains", []):
         rp = d.get("recovery_point")
         rp_text = (
-            f"recovery point {rp['recovery_point']} (age {format_age(d.get('recovery_point_age_s'))}, run "
-            f"{rp.get('run_id')})"
+            f"recovery point {rp['recovery_point']} (age {format_age(d.get('recovery_point_age_s'))}, "
+            f"sync run {rp.get('run_id')})"
             if rp
-            else "NO recovery point recorded by its sync DAG (the replica may be incomplete)"
+            else "NO recovery point recorded by its sync DAG (the replica may be incomplete or inconsistent)"
+        )
+        master = " [master]" if d.get("master") else ""
+        lines.append(
+            f"     domain {d.get('source_name')} -> {d.get('name')} ({d.get('sd_id')}) from "
+            f"{d.get('address')}:{d.get('path')} into data center {d.get('dc')}{master}: {rp_text}"
         )
         lines.append(
-            f"  domain {d['source_name']} -> {d['name']} ({d['sd_id']}) at {d['address']}:{d['path']} in "
-            f"data center {d['dc']}{' [master]' if d.get('master') else ''}: {rp_text}"
+            f"  3. replica: stop geo-rep {d.get('session')} (stop force, via {d.get('master_ssh_conn_id')}), "
+            f"then 'gluster volume set {d.get('slave_volume')} features.read-only off' (via "
+            f"{d.get('slave_ssh_conn_id')})"
         )
-        lines.append(
-            f"    replica: stop geo-rep {d.get('session')} via {d.get('master_ssh_conn_id')}, then "
-            f"'gluster volume set {d.get('slave_volume')} features.read-only off' via {d.get('slave_ssh_conn_id')}"
-        )
-    lines.append(f"  templates to register ({len(plan.get('templates', []))}):")
-    for t in plan.get("templates", []):
-        lines.append(f"    {t['name']} ({t['id']}) from {t['domain']}")
-    lines.append(f"  VMs to register ({len(plan.get('vms', []))}) in {len(plan.get('shards', []))} shard(s):")
+        lines.append(f"  4. import {d.get('name')}, attach it to {d.get('dc')}, wait active")
+    templates = plan.get("templates", [])
+    lines.append(f"  5. register {len(templates)} template(s), then {len(plan.get('vms', []))} VM(s):")
+    for t in templates:
+        lines.append(f"     template {t['name']} ({t['id']}) from {t['domain']}")
     for i, shard in enumerate(plan.get("shards", [])):
-        lines.append(f"    shard {i}: {', '.join(v['name'] for v in shard)}")
+        lines.append(f"     shard {i}: {', '.join(v['name'] for v in shard)}")
     if plan.get("start_vms", True):
         for tier in plan.get("tiers", []):
-            lines.append(f"  start {tier['name']}: {', '.join(tier['vms'])} (each waited until up)")
+            lines.append(f"  6. start {tier['name']}: {', '.join(tier['vms'])} (waited until up)")
         for name, why in sorted((plan.get("not_started") or {}).items()):
-            lines.append(f"  not started: {name}: {why}")
+            lines.append(f"     not started: {name}: {why}")
     else:
-        lines.append("  VMs are not started (start_vms=false)")
+        lines.append("  6. VMs are not started (start_vms=false)")
+    lines.append("  7. report: RTO, recovery points, every VM's outcome; event on the target engine, mail")
+    for u in plan.get("unreadable", []):
+        lines.append(
+            f"  PROBLEM: unreadable OVF {u['id']} on {u['domain']}: {u['why']} (cannot be recovered)"
+        )
     for p in plan.get("problems", []):
         lines.append(f"  PROBLEM: {p}")
+    for b in plan.get("blockers", []):
+        lines.append(f"  BLOCKER (a real run now would stop here): {b}")
     for w in plan.get("warnings", []):
         lines.append(f"  warning: {w}")
     return "\n".join(lines)

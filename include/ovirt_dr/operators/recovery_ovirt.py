@@ -516,16 +516,28 @@ class OvirtImportDomainsOperator(RecoveryOperator):
             return self._result(d, what)
         deadline = time.monotonic() + self.cfg.import_timeout.total_seconds()
         poll = self.poll_s if self.poll_s is not None else self.cfg.poll_interval.total_seconds()
+        # After an attach the engine activates the domain by itself (locked -> maintenance -> activating ->
+        # active); it is activated here only when it sits in maintenance (found so, or left there).
+        just_attached = "attach" in " ".join(steps)
+        in_maintenance_since: float | None = None
         activated = False
         while True:
             status = _status(service.get())
             if status == "active":
                 break
-            if status == "maintenance" and not activated:
-                self.log.info("%s is in maintenance: activating", name)
-                service.activate()
-                steps.append("activate")
-                activated = True
+            if status == "maintenance":
+                in_maintenance_since = in_maintenance_since or time.monotonic()
+                settled = not just_attached or time.monotonic() - in_maintenance_since > 10 * poll
+                if settled and not activated:
+                    self.log.info("%s is in maintenance: activating", name)
+                    try:
+                        service.activate()
+                    except ovirtsdk4.Error as e:  # it moved on by itself meanwhile (409): keep waiting
+                        self.log.info("Activate of %s refused (%s): waiting", name, fault_text(e))
+                    steps.append("activate")
+                    activated = True
+            else:
+                in_maintenance_since = None
             if time.monotonic() > deadline:
                 raise RecoveryError(
                     f"domain {name} still {status} in {dc_name} after {self.cfg.import_timeout.total_seconds():.0f}s"
