@@ -10,6 +10,9 @@
       after another (1 shard of 1 request, one VM per start tier), the failover operators against two
       in-process engines (the second imports the first's domain with its OVF_STORE). Airflow's own task
       start-up (~5-9 s per task on 2 cores) is not in these numbers.
+- P7  the real dag-processor's parse (``_parse_file``) of the sync DAG file and its check file for 500
+      and ``BENCH_P7_PAIRS`` (default 20,000) pairs: one file (at most MAX_PAIRS_PER_FILE built, the rest
+      named), and one shard of the same pairs sharded ~400 per file.
 - P6  worker-held seconds while a checkpoint wait lasts ``BENCH_P6_WAIT`` seconds (default 600): the
       deferrable sensor's execute + execute_complete; the wait itself runs in the trigger.
 
@@ -172,7 +175,14 @@ def p3() -> None:
         "alert_emails": ["ops@example.com"],
     }
     pairs = [
-        {**base, "storage_domain": f"dom{i:04d}", "target": "dr", "master_volume": f"gv{i % 50}"}
+        # one slave volume per pair: two pairs writing one slave volume are refused (issue 10)
+        {
+            **base,
+            "storage_domain": f"dom{i:04d}",
+            "target": "dr",
+            "master_volume": f"gv{i % 50}",
+            "slave_volume": f"gvs{i}",
+        }
         for i in range(1000)
     ]
     cfg = tmp / "ovirt_dr.yaml"
@@ -198,6 +208,91 @@ def p3() -> None:
         ).stdout.split()
         secs, ndags, nerr = float(out[-3]), out[-2], out[-1]
         row("P3", f"DagBag of dags/ for 1,000 pairs, {label}", f"{secs:7.2f} s ({ndags} DAGs, {nerr} errors)")
+
+
+_P7_CODE = """
+import json, sys, time
+from pathlib import Path
+import structlog
+from airflow.dag_processing.processor import DagFileParseRequest, _parse_file
+dags = Path(sys.argv[1])
+out = {}
+for name in sys.argv[2:]:
+    t = time.perf_counter()
+    r = _parse_file(DagFileParseRequest(file=str(dags / name), bundle_path=dags, bundle_name="b"), structlog.get_logger())
+    errs = r.import_errors or {}
+    out[name] = {"s": time.perf_counter() - t, "dags": len(r.serialized_dags),
+                 "errors": {k: v.strip().splitlines()[-1][:160] for k, v in errs.items()},
+                 "not_built": sum(v.count("  - pairs[") for v in errs.values())}
+print(json.dumps(out))
+"""
+
+
+def p7() -> None:
+    """The real dag-processor (``_parse_file``: import under ``dagbag_import_timeout``, then serialization)."""
+    tmp = Path(tempfile.mkdtemp(prefix="ovirt-dr-bench-p7-"))
+    n = int(os.environ.get("BENCH_P7_PAIRS", "20000"))
+    pairs = [
+        {
+            "storage_domain": f"dom{i:05d}",
+            "target": "dr",
+            "site": "primary",
+            "master_volume": f"gv{i}",
+            "gluster_ssh_conn_id": "g",
+            "slave_host": "dr.example.com",
+            "slave_volume": f"gvs{i}",
+            "slave_ssh_conn_id": "s",
+            "alert_emails": ["ops@example.com"],
+        }
+        for i in range(n)
+    ]
+    load = os.getloadavg()[0]
+    for count, label in ((500, "500 pairs"), (n, f"{n:,} pairs")):
+        cfg = tmp / f"c{count}.yaml"
+        cfg.write_text(
+            yaml.safe_dump({"sites": {"primary": {"ovirt_conn_id": "ovirt"}}, "pairs": pairs[:count]})
+        )
+        shards = 1 if count <= 500 else -(-count // 400)  # README: n >= pairs / 400
+        layouts = [(1, "")] if shards == 1 else [(1, ""), (shards, f"_1_of_{shards}")]
+        for nshards, suffix in layouts:
+            dags = tmp / f"dags{count}_{nshards}"
+            dags.mkdir()
+            files = [f"dr_sync{suffix}.py", f"dr_sync_config_check{suffix}.py"]
+            for src, dst in zip(("dr_sync.py", "dr_sync_config_check.py"), files, strict=True):
+                (dags / dst).write_text((REPO / "dags" / src).read_text())
+            if nshards > 1:  # the other shards' files exist, as in a deployment (not parsed here)
+                for k in range(2, nshards + 1):
+                    for src in ("dr_sync", "dr_sync_config_check"):
+                        (dags / f"{src}_{k}_of_{nshards}.py").write_text(
+                            (REPO / "dags" / f"{src}.py").read_text()
+                        )
+            env = {
+                **os.environ,
+                "OVIRT_DR_CONFIG": str(cfg),
+                "AIRFLOW_HOME": str(tmp / "af"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            }
+            res = subprocess.run(
+                [sys.executable, "-c", _P7_CODE, str(dags), *files],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            out = json.loads(res.stdout.strip().splitlines()[-1])
+            where = "one DAG file" if nshards == 1 else f"shard 1 of {nshards}"
+            d, c = out[files[0]], out[files[1]]
+            row(
+                "P7",
+                f"{label}, {where}: DAG file (import+serialize)",
+                f"{d['s']:7.2f} s ({d['dags']} DAGs, import errors: {len(d['errors'])})",
+            )
+            row(
+                "P7",
+                f"{label}, {where}: check file (import)",
+                f"{c['s']:7.2f} s ({c['not_built']} pairs named not built)",
+            )
+    row("P7", "load average (1 min) when started", f"{load:7.2f}")
 
 
 def p6() -> None:
@@ -326,7 +421,7 @@ def p5() -> None:
         dr.close()
 
 
-BENCHES = {"P1": p1, "P2": p2, "P3": p3, "P5": p5, "P6": p6}
+BENCHES = {"P1": p1, "P2": p2, "P3": p3, "P5": p5, "P6": p6, "P7": p7}
 
 
 def main(argv: list[str]) -> int:

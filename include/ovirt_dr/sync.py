@@ -9,22 +9,52 @@ import error, naming the pair and the field, while this file builds every good p
 the file that defines the DAGs would not do: Airflow's dag-processor marks every DAG of a file with an
 import error as stale, which would stop all pairs.) ``OVIRT_DR_STRICT=1`` makes the DAG file itself fail
 instead, for CI of a config repository.
+
+Every pair's DAG is built under a guard that makes every check the dag-processor makes next (the DagBag's
+``validate()`` and cycle check, cluster policies, serialization): whatever fails becomes that pair's named
+error, reported by the check file, and the pair is left out, never the file's import error.
+
+One DAG file builds at most ``MAX_PAIRS_PER_FILE`` pairs (an import must finish within Airflow's
+``dagbag_import_timeout``; ``bench`` P7 measures it). More pairs are sharded over several DAG files by file
+name: ``dr_sync_<k>_of_<n>.py`` builds the pairs whose DAG id hashes to shard ``k`` of ``n``, and
+``dr_sync_config_check_<k>_of_<n>.py`` reports that shard's errors. Pairs over the limit of their file are
+named errors, never silently missing.
+
+Nothing from the config is rendered as a Jinja template: operator template fields receive config values
+wrapped in ``literal()``, and the mails are ``ovirt_dr.notifications.PairMailNotifier``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import textwrap
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Asset, TriggerRule, get_parsing_context
+from airflow.sdk import DAG, Asset, TriggerRule, get_parsing_context, literal
 
-from ovirt_dr.config import STRICT_ENV, PairConfig, SiteConfig, load_sync_config
+from ovirt_dr.config import (
+    STRICT_ENV,
+    PairConfig,
+    PairError,
+    SiteConfig,
+    SyncConfig,
+    load_sync_config,
+)
 
 SYNC_TAGS = ["ovirt-dr", "sync"]
+#: Pairs one DAG file builds at most. Measured (``python -m bench P7``, 2 cores): 500 pairs import in
+#: ~6 s and the dag-processor is done with the file in ~9 s: a fifth of the 30 s import timeout and of the
+#: 50 s processor timeout, room for a loaded machine. More pairs: shard them over several DAG files
+#: (README "Configuration").
+MAX_PAIRS_PER_FILE = 500
+MAX_PAIRS_ENV = "OVIRT_DR_MAX_PAIRS_PER_FILE"
+_SHARD_FILE = re.compile(r"dr_sync(?:_config_check)?_([0-9]{1,4})_of_([0-9]{1,4})\.py", re.ASCII)
 
 
 def recovery_point_asset(pair: PairConfig) -> Asset:
@@ -72,19 +102,25 @@ def _callbacks(pair: PairConfig) -> tuple[Any, Any]:
     """(deadline alert, failure notifier) mailing the pair's recipients, or (None, None) without any."""
     if not pair.alert_emails:
         return None, None
-    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-
     from ovirt_dr.deadlines import rpo_deadline_alerts
+    from ovirt_dr.notifications import PairMailNotifier
 
     # Measured from the pair's newest recovery point, mail built from values (see ovirt_dr.deadlines).
     deadline = rpo_deadline_alerts(pair)
-    failure = SmtpNotifier(
-        to=pair.alert_emails,
+    # Recipients and connection are plain values, the subject and body fixed text: the config reaches the
+    # mail only as `pair` data (ovirt_dr.notifications), never as template source.
+    failure = PairMailNotifier(
+        to=list(pair.alert_emails),
         smtp_conn_id=pair.smtp_conn_id,
-        subject=f"[ovirt-dr] DR sync FAILED: {pair.storage_domain} -> {pair.target} ({{{{ dag_run.run_id }}}})",
-        html_content=f"<p>DR sync of <b>{pair.storage_domain}</b> to <b>{pair.slave_host}::{pair.slave_volume}</b>"
-        " failed: {{ reason }}.</p><p>Run {{ dag_run.run_id }}. Open the run in Airflow for the failed step's log; "
-        "DR snapshots were merged by the run's merge step.</p>",
+        pair={
+            "storage_domain": pair.storage_domain,
+            "target": pair.target,
+            "slave": f"{pair.slave_host}::{pair.slave_volume}",
+        },
+        subject="[ovirt-dr] DR sync FAILED: {{ pair.storage_domain }} -> {{ pair.target }} ({{ dag_run.run_id }})",
+        html_content="<p>DR sync of <b>{{ pair.storage_domain | e }}</b> to <b>{{ pair.slave | e }}</b> failed: "
+        "{{ reason | e }}.</p><p>Run {{ dag_run.run_id | e }}. Open the run in Airflow for the failed step's "
+        "log; DR snapshots were merged by the run's merge step.</p>",
     )
     return deadline, failure
 
@@ -116,8 +152,14 @@ def build_sync_dag(pair: PairConfig, site: SiteConfig) -> DAG:
     }
     gluster = {**session, "mount_root": pair.mount_root}
     pool = pool_name(pair)
+    # Config values given to template fields (the oVirt operators template their connection id, domain,
+    # volume and label) are literals: Jinja never renders them, whatever they hold.
+    conn_id = literal(site.ovirt_conn_id)
     dag = DAG(
         dag_id=pair.dag_id,
+        # Registered only through the DAG file's globals: a DAG whose build or check failed half-way must
+        # not reach the DagBag through the context manager's auto-registration.
+        auto_register=False,
         schedule=pair.schedule,
         start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
         catchup=False,
@@ -138,9 +180,9 @@ def build_sync_dag(pair: PairConfig, site: SiteConfig) -> DAG:
     with dag:
         preflight = OvirtSyncPreflightOperator(
             task_id="preflight_engine",
-            ovirt_conn_id=site.ovirt_conn_id,
-            storage_domain=pair.storage_domain,
-            master_volume=pair.master_volume,
+            ovirt_conn_id=conn_id,
+            storage_domain=literal(pair.storage_domain),
+            master_volume=literal(pair.master_volume),
             merge_timeout_s=pair.merge_timeout.total_seconds(),
             multiple_outputs=True,
         )
@@ -149,14 +191,14 @@ def build_sync_dag(pair: PairConfig, site: SiteConfig) -> DAG:
         )
         ovf = OvirtUpdateOvfStoreOperator(
             task_id="update_ovf_store",
-            ovirt_conn_id=site.ovirt_conn_id,
+            ovirt_conn_id=conn_id,
             sd_id=preflight.output["sd_id"],
             timeout_s=pair.ovf_timeout.total_seconds(),
         )
         snapshot = OvirtSnapshotVmsOperator(
             task_id="snapshot_vms",
-            ovirt_conn_id=site.ovirt_conn_id,
-            storage_domain=pair.storage_domain,
+            ovirt_conn_id=conn_id,
+            storage_domain=literal(pair.storage_domain),
             sd_id=preflight.output["sd_id"],
             consistency_groups=pair.consistency_groups,
             exclude_vms=pair.exclude_vms,
@@ -207,16 +249,16 @@ def build_sync_dag(pair: PairConfig, site: SiteConfig) -> DAG:
         )
         merge = OvirtMergeSnapshotsOperator(
             task_id="merge_snapshots",
-            ovirt_conn_id=site.ovirt_conn_id,
-            storage_domain=pair.storage_domain,
+            ovirt_conn_id=conn_id,
+            storage_domain=literal(pair.storage_domain),
             timeout_s=pair.merge_timeout.total_seconds(),
             trigger_rule=TriggerRule.ALL_DONE,
         )
         report = OvirtSyncReportOperator(
             task_id="report",
-            ovirt_conn_id=site.ovirt_conn_id,
+            ovirt_conn_id=conn_id,
             sd_id="{{ ti.xcom_pull(task_ids='preflight_engine', key='sd_id') or '' }}",
-            pair_label=pair.label,
+            pair_label=literal(pair.label),
             trigger_rule=TriggerRule.ALL_DONE,
             retries=1,
         )
@@ -226,36 +268,208 @@ def build_sync_dag(pair: PairConfig, site: SiteConfig) -> DAG:
     return dag
 
 
-def build_sync_dags(config_path: str | Path, namespace: dict[str, Any]) -> list[DAG]:
-    """Build every pair's DAG into ``namespace`` (the DAG file's globals); return them.
+@dataclass(frozen=True)
+class Shard:
+    """Which pairs one DAG file builds: ``index`` of ``count`` (1 of 1 for ``dr_sync.py``)."""
 
-    With a parsing context naming one DAG (a task about to run), only that DAG is built, which keeps task
-    start-up fast with hundreds of pairs.
+    index: int = 1
+    count: int = 1
+
+    def holds(self, pair: PairConfig) -> bool:
+        """Stable under added pairs: a pair's shard depends only on its DAG id (and ``count``)."""
+        if self.count == 1:
+            return True
+        digest = hashlib.blake2b(pair.dag_id.encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big") % self.count + 1 == self.index
+
+    @property
+    def suffix(self) -> str:
+        return "" if self.count == 1 else f"_{self.index}_of_{self.count}"
+
+
+def shard_of(file: str | Path | None) -> Shard:
+    """The shard a DAG or check file stands for, from its name (``dr_sync_3_of_20.py``: 3 of 20)."""
+    m = _SHARD_FILE.fullmatch(Path(file).name) if file else None
+    if not m:
+        return Shard()
+    index, count = int(m.group(1)), int(m.group(2))
+    if not 1 <= index <= count:
+        raise ValueError(f"{file}: shard {index} of {count} does not exist (1 <= k <= n)")
+    return Shard(index, count)
+
+
+def max_pairs_per_file() -> int:
+    """``MAX_PAIRS_PER_FILE``, or ``$OVIRT_DR_MAX_PAIRS_PER_FILE`` for a faster machine or longer timeouts."""
+    raw = os.environ.get(MAX_PAIRS_ENV)
+    if raw is None:
+        return MAX_PAIRS_PER_FILE
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 100_000:
+        raise ValueError(f"${MAX_PAIRS_ENV}={raw!r}: a whole number from 1 to 100000")
+    return int(raw)
+
+
+def check_dag(dag: DAG) -> None:
+    """Everything the dag-processor does with a DAG after importing the file, minus storing it.
+
+    The DagBag's ``bag_dag`` (``dag.validate()``: the timetable; the cycle check; the cluster policies)
+    and the processor's serialization (``DagSerialization.to_dict``): an exception in any of them would
+    be an import error of the whole DAG file there, so it is raised here, for one pair.
     """
-    config = load_sync_config(config_path)
-    strict = os.environ.get(STRICT_ENV, "").lower() in ("1", "true", "yes")
-    if config.errors and strict:
-        raise ValueError("; ".join(str(e) for e in config.errors))
-    wanted = get_parsing_context().dag_id
-    dags = []
-    for pair in config.pairs:
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag.validate()
+    dag.check_cycle()
+    try:
+        from airflow import settings
+        from airflow.exceptions import AirflowClusterPolicySkipDag
+    except ImportError:  # a worker without airflow-core: no policies to apply
+        settings = None
+    if settings is not None:
+        try:
+            settings.dag_policy(dag)
+            for task in dag.tasks:
+                settings.task_policy(task)
+        except AirflowClusterPolicySkipDag:
+            pass  # the DagBag skips it the same way; not an error of the pair
+    DagSerialization.to_dict(dag)
+
+
+@dataclass
+class BuildResult:
+    """One DAG file's (or check file's) share of the config: the DAGs built and the pairs that were not."""
+
+    config: SyncConfig
+    shard: Shard
+    dags: list[DAG]
+    errors: list[PairError]
+
+
+def build_pairs(config: SyncConfig, shard: Shard = Shard(), wanted: str | None = None) -> BuildResult:
+    """Build (under the guard) the pairs of ``shard``, at most ``max_pairs_per_file()``, sorted by DAG id.
+
+    With ``wanted`` (a parsing context's DAG id), only that pair is built. Every failure is a ``PairError``
+    naming the pair; nothing is raised.
+    """
+    limit = max_pairs_per_file()
+    mine = [p for p in config.pairs if shard.holds(p)]
+    errors: list[PairError] = []
+    for pair in mine[limit:]:
+        errors.append(
+            PairError(
+                config.index_of(pair),
+                pair.label,
+                [
+                    f"not built: this DAG file{f' (shard {shard.index} of {shard.count})' if shard.count > 1 else ''}"
+                    f" already holds {limit} pairs (MAX_PAIRS_PER_FILE, ${MAX_PAIRS_ENV}): shard the pairs over "
+                    "more DAG files (README 'Configuration')"
+                ],
+            )
+        )
+    dags: list[DAG] = []
+    for pair in mine[:limit]:
         if wanted and wanted != pair.dag_id:
             continue
-        dag = build_sync_dag(pair, config.site_of(pair))
-        namespace[pair.dag_id] = dag
+        try:
+            dag = build_sync_dag(pair, config.site_of(pair))
+            check_dag(dag)
+        except Exception as e:  # the guard: one pair's failure is that pair's error, not the file's
+            message = " ".join(f"{type(e).__name__}: {e}".split())[:2000]
+            errors.append(
+                PairError(config.index_of(pair), pair.label, [f"its DAG could not be built: {message}"])
+            )
+            continue
         dags.append(dag)
-    return dags
+    return BuildResult(config=config, shard=shard, dags=dags, errors=errors)
+
+
+def _strict() -> bool:
+    return os.environ.get(STRICT_ENV, "").lower() in ("1", "true", "yes")
+
+
+def build_sync_dags(config_path: str | Path, namespace: dict[str, Any]) -> list[DAG]:
+    """Build this DAG file's pairs into ``namespace`` (the DAG file's globals); return them.
+
+    The shard comes from the file's name (``namespace["__file__"]``). With a parsing context naming one DAG
+    (a task about to run), only that DAG is built, which keeps task start-up fast with hundreds of pairs.
+    A bad pair is left out (the check file names it); ``OVIRT_DR_STRICT=1`` makes any problem fail here.
+    """
+    config = load_sync_config(config_path)
+    shard = shard_of(namespace.get("__file__"))
+    if _strict() and (config.errors or config.problems):
+        raise ValueError("; ".join(str(e) for e in config.all_errors))
+    result = build_pairs(config, shard, get_parsing_context().dag_id)
+    if _strict() and result.errors:
+        raise ValueError("; ".join(str(e) for e in result.errors))
+    for dag in result.dags:
+        namespace[dag.dag_id] = dag
+    return result.dags
 
 
 class SyncConfigError(ValueError):
-    """The config's bad pairs, one line each, naming the pair and the field."""
+    """The config's problems and bad pairs, one line each, naming the pair and the field (or the line)."""
 
 
-def check_sync_config(config_path: str | Path) -> None:
-    """Raise ``SyncConfigError`` listing every bad pair; silent when all pairs are good."""
+def _deployment_problems(check_file: Path, shard: Shard) -> list[str]:
+    """DAG files missing or mixed: pairs that no file builds, or that two files build."""
+    folder = check_file.parent
+    shards = sorted(
+        {shard_of(p.name) for p in folder.glob("dr_sync*_of_*.py") if _SHARD_FILE.fullmatch(p.name)},
+        key=lambda s: (s.count, s.index),
+    )
+    out = []
+    counts = {s.count for s in shards}
+    if shard.count == 1:
+        if shards:
+            out.append(
+                f"{folder}: sharded DAG files ({', '.join(f'dr_sync{s.suffix}.py' for s in shards)}) next to "
+                "the unsharded dr_sync.py and dr_sync_config_check.py: every pair would be built twice"
+            )
+        return out
+    if (folder / "dr_sync.py").exists():
+        out.append(f"{folder}: dr_sync.py next to sharded DAG files: every pair would be built twice")
+    if len(counts) > 1:
+        out.append(f"{folder}: DAG files of different shard counts ({sorted(counts)}): use one n")
+    if shard.index == 1:
+        missing = [
+            k for k in range(1, shard.count + 1) if not (folder / f"dr_sync_{k}_of_{shard.count}.py").exists()
+        ]
+        if missing:
+            out.append(
+                f"{folder}: DAG files dr_sync_<k>_of_{shard.count}.py missing for k = {missing}: "
+                "their pairs are not built"
+            )
+        unchecked = [
+            k
+            for k in range(1, shard.count + 1)
+            if not (folder / f"dr_sync_config_check_{k}_of_{shard.count}.py").exists()
+        ]
+        if unchecked:
+            out.append(
+                f"{folder}: check files dr_sync_config_check_<k>_of_{shard.count}.py missing for k = "
+                f"{unchecked}: those shards' errors are not shown"
+            )
+    return out
+
+
+def check_sync_config(config_path: str | Path, check_file: str | Path | None = None) -> None:
+    """Raise ``SyncConfigError`` listing every problem of the config; silent when everything builds.
+
+    It builds (under the same guard) exactly what the DAG file of its shard builds, so a pair that fails
+    there is named here. The file-level problems and the pairs that fail validation are reported by the
+    first shard's check file only (once).
+    """
     config = load_sync_config(config_path)
-    if config.errors:
-        lines = "\n".join(f"  - {e}" for e in config.errors)
+    shard = shard_of(check_file)
+    result = build_pairs(config, shard)
+    lines = [str(e) for e in (config.problems if shard.index == 1 else [])]
+    if check_file is not None:
+        lines += _deployment_problems(Path(check_file), shard)
+    errors = [*(config.errors if shard.index == 1 else []), *result.errors]
+    lines += [str(e) for e in sorted(errors, key=lambda e: e.index)]
+    if lines:
+        body = "\n".join(f"  - {line}" for line in lines)
+        where = f" (shard {shard.index} of {shard.count})" if shard.count > 1 else ""
         raise SyncConfigError(
-            f"ovirt-dr config {config.path}: {len(config.errors)} pair(s) not built:\n{lines}"
+            f"ovirt-dr config {config.path}{where}: {len(errors)} pair(s) not built, "
+            f"{len(lines) - len(errors)} other problem(s):\n{body}"
         )

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ovirt_dr.config import load_sync_config, parse_duration
+from ovirt_dr.config import (
+    MAX_DURATION,
+    ConfigFileError,
+    load_sync_config,
+    parse_duration,
+    schedule_gap,
+    schedule_problem,
+)
 
 GOOD = {
     "storage_domain": "data1",
@@ -24,24 +31,29 @@ GOOD = {
 
 def write(tmp_path: Path, pairs: list, **top) -> Path:
     path = tmp_path / "ovirt_dr.yaml"
-    doc = {"sites": {"primary": {"ovirt_conn_id": "ovirt_primary"}}, "pairs": pairs, **top}
+    doc = {"sites": {"primary": {"ovirt_conn_id": "ovirt_primary"}}, "pairs": pairs}
+    doc.update(top)
     path.write_text(yaml.safe_dump(doc))
     return path
 
 
 def test_good_pair_with_defaults(tmp_path):
-    cfg = load_sync_config(write(tmp_path, [GOOD], defaults={"rpo": "90m", "alert_emails": ["a@b.c"]}))
-    assert cfg.errors == []
+    cfg = load_sync_config(write(tmp_path, [GOOD], defaults={"rpo": "150m", "alert_emails": ["a@b.example"]}))
+    assert cfg.errors == [] and cfg.problems == []
     (pair,) = cfg.pairs
     assert pair.dag_id == "dr_sync__data1__dr"
-    assert pair.rpo == timedelta(minutes=90)
-    assert pair.alert_emails == ["a@b.c"]
+    assert pair.rpo == timedelta(minutes=150)
+    assert pair.alert_emails == ["a@b.example"]
     assert pair.retries >= 2
     assert cfg.site_of(pair).ovirt_conn_id == "ovirt_primary"
 
 
 def test_pairs_sorted_and_several_targets_per_domain(tmp_path):
-    pairs = [{**GOOD, "target": "b"}, {**GOOD, "target": "a"}, {**GOOD, "storage_domain": "aaa"}]
+    pairs = [
+        {**GOOD, "target": "b", "slave_volume": "gvb"},
+        {**GOOD, "target": "a", "slave_volume": "gva"},
+        {**GOOD, "storage_domain": "aaa", "master_volume": "gvaaa"},
+    ]
     cfg = load_sync_config(write(tmp_path, pairs))
     assert [p.dag_id for p in cfg.pairs] == ["dr_sync__aaa__dr", "dr_sync__data1__a", "dr_sync__data1__b"]
 
@@ -84,22 +96,91 @@ def test_unknown_site_and_duplicates(tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("pairs: [", "not valid YAML"),
+        ("sites: {}\npairs: [\n", "line 3, column 1: not valid YAML"),
         ("- a\n- b\n", "top level must be a mapping"),
-        ("sites: {}\n", "'pairs' must be a list"),
+        ("", "top level must be a mapping"),
+        ("sites: {}\npairs: []\n  x: 1\n", "line 3, column 3: not valid YAML"),
     ],
 )
-def test_broken_file_is_one_clear_error(tmp_path, text, message):
+def test_an_unreadable_file_is_one_clear_error_with_its_line(tmp_path, text, message):
     path = tmp_path / "c.yaml"
     path.write_text(text)
-    with pytest.raises(ValueError, match=message) as exc:
+    with pytest.raises(ConfigFileError, match=message) as exc:
         load_sync_config(path)
     assert str(path) in str(exc.value)
+
+
+def test_a_missing_file_is_one_clear_error(tmp_path):
+    with pytest.raises(ConfigFileError, match="cannot read the ovirt-dr config"):
+        load_sync_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"), [("sites: {}\n", "no 'pairs' list"), ("pairs: {a: 1}\n", "must be a list")]
+)
+def test_no_pairs_list_is_a_problem_not_a_crash(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    cfg = load_sync_config(path)
+    assert cfg.pairs == [] and any(message in str(p) for p in cfg.problems)
+
+
+def test_the_recovery_section_and_an_unused_secondary_site_are_accepted(tmp_path):
+    """The recovery loader validates `recovery:`; a site no pair uses refuses nothing."""
+    path = write(
+        tmp_path,
+        [GOOD],
+        recovery={"mapping_file": "x.yml", "anything": [1, 2]},
+        sites={
+            "primary": {"ovirt_conn_id": "ovirt_primary"},
+            "secondary": {"ovirt_conn_id": "ovirt_secondary"},
+        },
+    )
+    cfg = load_sync_config(path)
+    assert cfg.errors == [] and cfg.problems == []
+    assert sorted(cfg.sites) == ["primary", "secondary"]
 
 
 def test_durations():
     assert parse_duration("45s") == timedelta(seconds=45)
     assert parse_duration("2h") == timedelta(hours=2)
+    assert parse_duration(" 7 d ") == timedelta(days=7)
     assert parse_duration(30) == timedelta(seconds=30)
-    with pytest.raises(ValueError, match="not a duration"):
-        parse_duration("PT4H")
+    assert parse_duration(30.0) == timedelta(seconds=30)
+    assert parse_duration("366d") == MAX_DURATION
+    for bad in ("PT4H", "\u0663h", "1e3s", True, None, [1]):
+        with pytest.raises(ValueError, match="not a duration"):
+            parse_duration(bad)
+    for bad in (float("inf"), float("nan"), 1.5):
+        with pytest.raises(ValueError, match="whole number"):
+            parse_duration(bad)
+    for bad in ("367d", 10**30, "9" * 15 + "d", timedelta(days=400)):
+        with pytest.raises(ValueError, match="longer than the maximum"):
+            parse_duration(bad)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "gap"),
+    [
+        ("@hourly", timedelta(hours=1)),
+        ("*/30 * * * *", timedelta(minutes=30)),
+        ("0 9-17 * * *", timedelta(hours=16)),
+        ("@daily", timedelta(days=1)),
+        ("0 9 * * 1-5", timedelta(days=3)),
+        ("*/5 9-17 * * 1-5", timedelta(days=2, hours=15, minutes=5)),
+        ("0 0 1 * *", timedelta(days=31)),
+        ("0 0 29 2 *", timedelta(days=1461)),
+        ("@continuous", timedelta(0)),
+        (None, None),
+        ("@once", None),
+    ],
+)
+def test_longest_gap_between_runs(schedule, gap):
+    assert schedule_gap(schedule) == gap
+
+
+def test_schedule_checks_are_airflows():
+    assert schedule_problem("@hourly") is None and schedule_problem("0 0 * * MON-FRI") is None
+    assert "not a schedule Airflow accepts" in schedule_problem("0 24 * * *")
+    assert "never fires" in schedule_problem("0 0 30 2 *")
+    assert "5 fields" in schedule_problem("0 0 1 1 * 2030")
