@@ -2,28 +2,76 @@
 
 Pure helpers (meta parsing, OVF disk references, chain walking) plus ``DomainFiles``, which runs a few
 batched commands through a ``GlusterGeoRepHook`` so a domain of hundreds of volumes costs a handful of SSH
-round trips, not one per file. Used by the replica cleanup and audit operators.
+round trips, not one per file. Used by the replica cleanup and audit operators, and by the failover.
+
+Everything read from storage is hostile: a replica holds whatever geo-replication copied, and a master
+can be compromised. So:
+
+- nothing read from storage ever reaches a shell or a command line: the node-side readers are small
+  Python programs (``python3`` is on every Gluster node, gsyncd needs it) that take only validated paths
+  as ``argv`` and never pass a name they read to another program (the OVF_STORE tar is read with
+  ``tarfile``, not by running ``tar`` on member names: a member named ``--use-compress-program=...`` was a
+  command on the node);
+- their output is one JSON document (content base64): no file name or content can forge a record, as
+  ``### `` lines inside an OVF or a ``.meta`` did with the line framing;
+- ids are checked to be UUIDs (``\\Z``, not ``$``, which lets a trailing newline through) before they are
+  used in a path; only regular files count (a symlink on the replica is reported, never followed);
+  ``qemu-img check`` never opens a backing file named by a volume header (``json:`` spec with
+  ``"backing": null``) and refuses qcow2 images with an external data file.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from ovirt_dr.gluster.names import validate_remote_path
 
 if TYPE_CHECKING:
     from ovirt_dr.hooks.gluster import GlusterGeoRepHook
 
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+#: A lowercase UUID as oVirt writes ids. ``\Z``: ``$`` would accept a trailing newline.
+UUID_RE = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+#: The files of one volume in an image directory: ``<uuid>``, ``<uuid>.meta``, ``<uuid>.lease``.
+VOLUME_FILE_RE = re.compile(
+    r"\A([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(\.meta|\.lease)?\Z"
+)
 NULL_UUID = "00000000-0000-0000-0000-000000000000"
 OVF_NS = "http://schemas.dmtf.org/ovf/envelope/1/"
+#: vdsm's metadata is a few hundred bytes; anything this large is not a ``.meta``.
+MAX_META_BYTES = 64 * 1024
+#: One OVF is tens of KiB; the whole store is bounded by its volume (oVirt: 128 MiB at most).
+MAX_OVF_BYTES = 16 * 1024 * 1024
+MAX_STORE_BYTES = 256 * 1024 * 1024
+#: Names the engine writes into an OVF_STORE tar besides ``<uuid>.ovf``.
+OVF_STORE_EXTRA_MEMBERS = frozenset({"info.json", "metadata.json"})
 
 
 class ReplicaError(RuntimeError):
     """The replica is not what the OVF_STORE promises: names the VM, disk and volume."""
+
+
+def is_uuid(value: Any) -> bool:
+    return isinstance(value, str) and UUID_RE.match(value) is not None
+
+
+def require_uuid(value: Any, what: str) -> str:
+    """``value`` if it is a UUID, else ``ReplicaError`` naming ``what`` (a shown, never trusted, value)."""
+    if not is_uuid(value):
+        raise ReplicaError(f"{what} {show(value)} is not a UUID")
+    return value
+
+
+def show(value: Any, limit: int = 80) -> str:
+    """A value read from storage, fit for a message or a log line: repr (no raw newlines), truncated."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def parse_meta(text: str) -> dict[str, str]:
@@ -51,14 +99,21 @@ def set_meta_key(text: str, key: str, value: str) -> str:
 
 
 def ovf_disks(ovf_xml: str) -> tuple[str, str, list[tuple[str, str]]]:
-    """``(entity id, name, [(image id, volume id)])`` from one OVF: the volumes the secondary will open."""
-    root = ET.fromstring(ovf_xml)
+    """``(entity id, name, [(image id, volume id)])`` from one OVF: the volumes the secondary will open.
+
+    Raises ``ReplicaError`` for a document that is not XML. Only ``<image uuid>/<volume uuid>`` hrefs
+    count. (expat >= 2.4.1 caps entity expansion; ElementTree resolves no external entity.)
+    """
+    try:
+        root = ET.fromstring(ovf_xml)
+    except ET.ParseError as e:
+        raise ReplicaError(f"OVF is not XML: {e}") from None
     refs: list[tuple[str, str]] = []
     for el in root.iter():
         if el.tag.rsplit("}", 1)[-1] == "File":
             href = el.get(f"{{{OVF_NS}}}href") or el.get("href") or ""
             parts = href.split("/")
-            if len(parts) == 2 and UUID_RE.match(parts[0]) and UUID_RE.match(parts[1]):
+            if len(parts) == 2 and is_uuid(parts[0]) and is_uuid(parts[1]):
                 refs.append((parts[0], parts[1]))
     entity_id, name = "", ""
     for el in root.iter():
@@ -82,6 +137,8 @@ def walk_chain(metas: dict[str, dict[str, str]], leaf: str) -> list[str]:
         parent = meta.get("PUUID", NULL_UUID)
         if parent in ("", NULL_UUID):
             break
+        if not is_uuid(parent):
+            raise ReplicaError(f"volume {current} names parent {show(parent)}, which is not a volume id")
         if parent in seen:
             raise ReplicaError(f"volume chain loops at {parent}")
         if parent not in metas:
@@ -92,69 +149,208 @@ def walk_chain(metas: dict[str, dict[str, str]], leaf: str) -> list[str]:
     return list(reversed(chain))
 
 
-_LIST_METAS = r"""
-cd "$1" || exit 3
-shift
-for img in "$@"; do
-  for f in "images/$img"/*.meta; do
-    [ -e "$f" ] || continue
-    printf '### %s\n' "$f"; cat "$f"; printf '\n'
-  done
-  for f in "images/$img"/*; do
-    [ -e "$f" ] || continue
-    printf '+++ %s %s\n' "$f" "$(stat -c %s "$f")"
-  done
-done
+# -- node-side readers ------------------------------------------------------------------------------
+# Python 3.6-compatible (EL8 nodes): no walrus, no capture_output. Each prints ONE JSON document. Paths
+# come only from argv; names read from storage are data, never arguments of another program.
+_PY_COMMON = r"""
+import base64, json, os, re, stat, sys
+UUID = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+def kind(mode):
+    if stat.S_ISREG(mode): return "file"
+    if stat.S_ISLNK(mode): return "link"
+    if stat.S_ISDIR(mode): return "dir"
+    return "other"
+def read_small(path, limit):
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as f:
+        return f.read(limit + 1)
 """
 
-_FIND_OVF_STORES = r"""
-cd "$1" || exit 3
-grep -l 'OVF_STORE' images/*/*.meta 2>/dev/null | while read -r f; do
-  printf '### %s\n' "$f"; cat "$f"; printf '\n'
-done
-exit 0
+_LIST_IMAGES = (
+    _PY_COMMON
+    + r"""
+root, limit, images = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+out = {}
+for img in images:
+    if not UUID.match(img):
+        sys.exit("not an image id: %r" % img)
+    d = os.path.join(root, "images", img)
+    try:
+        names = os.listdir(d)
+    except FileNotFoundError:
+        out[img] = None
+        continue
+    if len(names) > 10000:
+        sys.exit("image %s holds %d entries" % (img, len(names)))
+    entries = {}
+    for name in names:
+        p = os.path.join(d, name)
+        try:
+            st = os.lstat(p)
+        except OSError:
+            continue
+        e = {"type": kind(st.st_mode), "size": st.st_size}
+        if e["type"] == "file" and name.endswith(".meta") and st.st_size <= limit:
+            try:
+                e["content"] = base64.b64encode(read_small(p, limit)).decode("ascii")
+            except OSError as err:
+                e["error"] = str(err)
+        entries[name] = e
+    out[img] = entries
+sys.stdout.write(json.dumps(out))
 """
+)
 
-_EXTRACT_OVFS = r"""
-tar -tf "$1" | while read -r name; do
-  case "$name" in *.ovf) printf '### %s\n' "$name"; tar -xOf "$1" "$name"; printf '\n';; esac
-done
+_FIND_OVF_STORES = (
+    _PY_COMMON
+    + r"""
+root, limit = sys.argv[1], int(sys.argv[2])
+found = []
+try:
+    images = os.listdir(os.path.join(root, "images"))
+except FileNotFoundError:
+    images = []
+for img in sorted(images):
+    d = os.path.join(root, "images", img)
+    if not UUID.match(img) or kind(os.lstat(d).st_mode) != "dir":
+        continue
+    for name in sorted(os.listdir(d)):
+        if not (name.endswith(".meta") and UUID.match(name[:-5])):
+            continue
+        p = os.path.join(d, name)
+        st = os.lstat(p)
+        if kind(st.st_mode) != "file" or st.st_size > limit:
+            continue
+        data = read_small(p, limit)
+        if b"OVF_STORE" in data:
+            found.append({"image": img, "volume": name[:-5], "content": base64.b64encode(data).decode("ascii")})
+sys.stdout.write(json.dumps(found))
 """
+)
 
-_QEMU_CHECK = r"""
-for v in "$@"; do
-  out=$(qemu-img check --output=json -f qcow2 "$v" 2>&1); rc=$?
-  printf '### %s %s\n%s\n' "$rc" "$v" "$out"
-done
-exit 0
+_READ_OVF_STORE = (
+    _PY_COMMON
+    + r"""
+import tarfile
+path, max_member, max_total = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+out = {"ovfs": {}, "other": [], "error": None}
+try:
+    st = os.lstat(path)
+    if kind(st.st_mode) != "file":
+        raise ValueError("the OVF_STORE volume is a %s, not a regular file" % kind(st.st_mode))
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    total = 0
+    with os.fdopen(fd, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
+        for n, m in enumerate(tar):
+            if n >= 100000:
+                raise ValueError("more than 100000 members")
+            name = m.name
+            if m.isfile() and name.endswith(".ovf") and UUID.match(name[:-4]):
+                if m.size > max_member:
+                    raise ValueError("member %r is %d bytes" % (name, m.size))
+                total += m.size
+                if total > max_total:
+                    raise ValueError("OVFs larger than %d bytes in all" % max_total)
+                out["ovfs"][name[:-4]] = base64.b64encode(tar.extractfile(m).read()).decode("ascii")
+            elif not (m.isfile() and name in ("info.json", "metadata.json")):
+                out["other"].append(name[:300])
+except (OSError, ValueError, tarfile.TarError, EOFError) as e:
+    out["error"] = "%s: %s" % (type(e).__name__, e)
+sys.stdout.write(json.dumps(out))
 """
+)
 
-_SAMPLED_DIGEST = r"""
-import hashlib, json, os, random, sys
+_QEMU_CHECK = (
+    _PY_COMMON
+    + r"""
+import struct, subprocess
+out = {}
+for p in sys.argv[1:]:
+    try:
+        st = os.lstat(p)
+        if kind(st.st_mode) != "file":
+            out[p] = [-1, "not a regular file (%s)" % kind(st.st_mode)]
+            continue
+        head = read_small(p, 104)
+        if head[:4] == b"QFI\xfb" and len(head) >= 80 and struct.unpack(">I", head[4:8])[0] >= 3:
+            if struct.unpack(">Q", head[72:80])[0] & 4:
+                out[p] = [-1, "qcow2 with an external data file: not an oVirt volume, not opened"]
+                continue
+        # json: spec with "backing": null: qemu-img never opens a backing file the header names
+        spec = "json:" + json.dumps({"driver": "qcow2", "file": {"driver": "file", "filename": p}, "backing": None})
+        r = subprocess.run(["qemu-img", "check", "--output=json", spec], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=3600)
+        out[p] = [r.returncode, (r.stdout + r.stderr).decode("utf-8", "replace")[-4000:]]
+    except Exception as e:
+        out[p] = [-1, "%s: %s" % (type(e).__name__, e)]
+sys.stdout.write(json.dumps(out))
+"""
+)
+
+_SAMPLED_DIGEST = (
+    _PY_COMMON
+    + r"""
+import hashlib, random
 block, count, seed = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 out = {}
 for path in sys.argv[4:]:
-    size = os.path.getsize(path)
+    st = os.lstat(path)
+    if kind(st.st_mode) != "file":
+        out[path] = {"digest": None, "bytes": 0, "error": "not a regular file"}
+        continue
+    size = st.st_size
     blocks = max(1, (size + block - 1) // block)
     rng = random.Random(seed + os.path.basename(path))
     picks = sorted(set([0, blocks - 1] + [rng.randrange(blocks) for _ in range(count)]))
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as f:
         for b in picks:
             f.seek(b * block)
             h.update(f.read(block))
     out[path] = {"digest": h.hexdigest(), "bytes": min(size, len(picks) * block)}
-print(json.dumps(out))
+sys.stdout.write(json.dumps(out))
 """
+)
+
+
+def _json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise ReplicaError(f"{what}: the node printed no JSON document: {show(text[-200:])}") from None
+
+
+def _b64(data: Any, what: str) -> bytes:
+    if not isinstance(data, str):
+        raise ReplicaError(f"{what}: no content")
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise ReplicaError(f"{what}: content is not base64") from None
 
 
 @dataclass
 class ImageFiles:
-    """What one image directory holds: ``.meta`` per volume and file sizes by name."""
+    """What one image directory holds: ``.meta`` per volume and the sizes of its regular volume files.
+
+    ``strange`` lists (shown) entries that are not regular files named like a volume's file, and
+    ``.meta`` files that could not be read: the audit reports them, the cleanup never touches them.
+    """
 
     metas: dict[str, dict[str, str]]
     raw_metas: dict[str, str]
     sizes: dict[str, int]
+    strange: list[str] = field(default_factory=list)
+    missing: bool = False
+
+
+@dataclass
+class OvfStore:
+    """An OVF_STORE's OVFs (``entity id -> XML``) and what else its tar holds (shown names)."""
+
+    ovfs: dict[str, str]
+    unexpected: list[str]
 
 
 class DomainFiles:
@@ -162,98 +358,140 @@ class DomainFiles:
 
     def __init__(self, hook: GlusterGeoRepHook, domain_dir: str) -> None:
         self.hook = hook
-        self.domain_dir = domain_dir.rstrip("/")
+        self.domain_dir = validate_remote_path(domain_dir.rstrip("/"), "storage domain directory")
+        require_uuid(self.domain_dir.rsplit("/", 1)[-1], "storage domain id")
 
-    def _sh(self, script: str, *args: str, timeout: float | None = None) -> str:
-        return self.hook.run(["sh", "-c", script, "sh", *args], timeout=timeout).stdout
+    def _py(self, script: str, *args: str, timeout: float | None = None) -> str:
+        return self.hook.run(["python3", "-c", script, *args], timeout=timeout).stdout
 
     def path(self, image_id: str, name: str) -> str:
+        """``<domain>/images/<image>/<name>``, for a UUID image and a volume file name only."""
+        require_uuid(image_id, "image id")
+        if not VOLUME_FILE_RE.match(name):
+            raise ReplicaError(f"{show(name)} is not the name of a volume file")
         return f"{self.domain_dir}/images/{image_id}/{name}"
 
     def images(self, image_ids: Iterable[str]) -> dict[str, ImageFiles]:
         ids = sorted(set(image_ids))
         for i in ids:
-            if not UUID_RE.match(i):
-                raise ReplicaError(f"{i!r} is not an image id")
+            require_uuid(i, "image id")
         out = {i: ImageFiles({}, {}, {}) for i in ids}
         if not ids:
             return out
-        current: tuple[str, str] | None = None
-        buf: list[str] = []
-
-        def flush() -> None:
-            if current:
-                image, vol = current
-                text = "\n".join(buf).rstrip("\n") + "\n"
-                out[image].raw_metas[vol] = text
-                out[image].metas[vol] = parse_meta(text)
-
-        for line in self._sh(_LIST_METAS, self.domain_dir, *ids).splitlines():
-            if line.startswith("### "):
-                flush()
-                _, image, name = line[4:].split("/")
-                current, buf = (image, name.removesuffix(".meta")), []
-            elif line.startswith("+++ "):
-                flush()
-                current = None
-                path, size = line[4:].rsplit(" ", 1)
-                _, image, name = path.split("/")
-                out[image].sizes[name] = int(size)
-            elif current is not None:
-                buf.append(line)
-        flush()
+        listing = _json(self._py(_LIST_IMAGES, self.domain_dir, str(MAX_META_BYTES), *ids), "image listing")
+        if not isinstance(listing, dict):
+            raise ReplicaError("image listing: not a mapping")
+        for image in ids:
+            entries = listing.get(image)
+            files = out[image]
+            if entries is None:
+                files.missing = True
+                continue
+            if not isinstance(entries, dict):
+                raise ReplicaError(f"image listing of {image}: not a mapping")
+            for name, entry in sorted(entries.items()):
+                m = VOLUME_FILE_RE.match(name) if isinstance(name, str) else None
+                if not m or not isinstance(entry, dict) or entry.get("type") != "file":
+                    kind = entry.get("type") if isinstance(entry, dict) else "?"
+                    files.strange.append(f"{show(name)} ({kind})")
+                    continue
+                size = entry.get("size")
+                if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                    files.strange.append(f"{show(name)} (size {show(size)})")
+                    continue
+                files.sizes[name] = size
+                if m.group(2) == ".meta":
+                    if "content" not in entry:
+                        files.strange.append(f"{name} (unreadable .meta, {size} bytes)")
+                        continue
+                    try:
+                        text = _b64(entry["content"], name).decode("utf-8")
+                    except (ReplicaError, UnicodeDecodeError):
+                        files.strange.append(f"{name} (.meta not UTF-8 text)")
+                        continue
+                    files.raw_metas[m.group(1)] = text
+                    files.metas[m.group(1)] = parse_meta(text)
         return out
 
     def newest_ovf_store(self) -> tuple[str, str, dict[str, Any]]:
         """``(image id, volume id, description)`` of the newest ``Updated`` OVF_STORE on this domain."""
+        found = _json(self._py(_FIND_OVF_STORES, self.domain_dir, str(MAX_META_BYTES)), "OVF_STORE search")
         best: tuple[str, str, dict[str, Any]] | None = None
-        path = None
-        for line in self._sh(_FIND_OVF_STORES, self.domain_dir).splitlines():
-            if line.startswith("### "):
-                path = line[4:]
-            elif line.startswith("DESCRIPTION=") and path:
-                try:
-                    desc = json.loads(line.split("=", 1)[1])
-                except ValueError:
-                    continue
-                if desc.get("Disk Description") != "OVF_STORE" or not desc.get("Updated"):
-                    continue
-                _, image, name = path.split("/")
-                cand = (image, name.removesuffix(".meta"), desc)
-                if best is None or str(desc.get("Last Updated", "")) > str(best[2].get("Last Updated", "")):
-                    best = cand
+        for entry in found if isinstance(found, list) else []:
+            if (
+                not isinstance(entry, dict)
+                or not is_uuid(entry.get("image"))
+                or not is_uuid(entry.get("volume"))
+            ):
+                continue
+            try:
+                text = _b64(entry.get("content"), "OVF_STORE .meta").decode("utf-8")
+                desc = json.loads(parse_meta(text).get("DESCRIPTION", ""))
+            except (ReplicaError, ValueError):
+                continue
+            if (
+                not isinstance(desc, dict)
+                or desc.get("Disk Description") != "OVF_STORE"
+                or desc.get("Updated") is not True
+            ):
+                continue
+            cand = (entry["image"], entry["volume"], desc)
+            if best is None or str(desc.get("Last Updated", "")) > str(best[2].get("Last Updated", "")):
+                best = cand
         if best is None:
             raise ReplicaError(f"no updated OVF_STORE under {self.domain_dir}")
         return best
 
-    def ovfs(self, image_id: str, volume_id: str) -> dict[str, str]:
-        """Every ``<id>.ovf`` in the OVF_STORE's tar (the tar sits at offset 0 of the volume).
+    def ovf_store(self, image_id: str, volume_id: str) -> OvfStore:
+        """Every ``<uuid>.ovf`` of the OVF_STORE's tar (at offset 0 of the volume), and any other member.
 
-        One SSH round trip for the whole store, however many VMs it describes.
+        One SSH round trip for the whole store, however many VMs it describes. The tar is read by Python's
+        ``tarfile`` on the node: no member name is ever an argument of a program.
         """
-        out: dict[str, str] = {}
-        current: str | None = None
-        for line in self._sh(_EXTRACT_OVFS, self.path(image_id, volume_id)).splitlines(keepends=True):
-            if line.startswith("### ") and line.rstrip("\n").endswith(".ovf"):
-                current = line[4:].rstrip("\n").removesuffix(".ovf")
-                out[current] = ""
-            elif current is not None:
-                out[current] += line
-        return {k: v.strip() for k, v in out.items()}
+        path = self.path(
+            require_uuid(image_id, "OVF_STORE image id"), require_uuid(volume_id, "OVF_STORE volume id")
+        )
+        res = _json(self._py(_READ_OVF_STORE, path, str(MAX_OVF_BYTES), str(MAX_STORE_BYTES)), "OVF_STORE")
+        if not isinstance(res, dict):
+            raise ReplicaError("OVF_STORE: not a mapping")
+        if res.get("error"):
+            raise ReplicaError(
+                f"OVF_STORE {image_id}/{volume_id} is not a readable tar: {show(res['error'], 300)}"
+            )
+        ovfs: dict[str, str] = {}
+        for entity, content in (res.get("ovfs") or {}).items():
+            if not is_uuid(entity):
+                continue
+            try:
+                ovfs[entity] = _b64(content, f"{entity}.ovf").decode("utf-8").strip()
+            except (ReplicaError, UnicodeDecodeError):
+                raise ReplicaError(
+                    f"OVF_STORE {image_id}/{volume_id}: {entity}.ovf is not UTF-8 text"
+                ) from None
+        unexpected = [show(n) for n in res.get("other") or [] if n not in OVF_STORE_EXTRA_MEMBERS]
+        return OvfStore(ovfs=ovfs, unexpected=unexpected)
+
+    def ovfs(self, image_id: str, volume_id: str) -> dict[str, str]:
+        """``entity id -> OVF XML`` of the OVF_STORE (members with other names are left out)."""
+        return self.ovf_store(image_id, volume_id).ovfs
 
     def qemu_check(self, paths: list[str]) -> dict[str, tuple[int, str]]:
-        """``qemu-img check`` of each qcow2 volume: rc 0 clean, 3 leaked clusters only (harmless)."""
-        out: dict[str, tuple[int, str]] = {}
+        """``qemu-img check`` of each qcow2 volume: rc 0 clean, 3 leaked clusters only (harmless).
+
+        Backing files named in a header are never opened, a non-regular file is not checked (rc -1).
+        """
         if not paths:
-            return out
-        current = None
-        for line in self._sh(_QEMU_CHECK, *paths).splitlines():
-            if line.startswith("### "):
-                rc, path = line[4:].split(" ", 1)
-                current = path
-                out[path] = (int(rc), "")
-            elif current:
-                out[current] = (out[current][0], (out[current][1] + "\n" + line).strip())
+            return {}
+        for p in paths:
+            validate_remote_path(p, "volume path")
+        res = _json(self._py(_QEMU_CHECK, *paths), "qemu-img check")
+        out: dict[str, tuple[int, str]] = {}
+        for p in paths:
+            entry = res.get(p) if isinstance(res, dict) else None
+            if not isinstance(entry, list) or len(entry) != 2 or not isinstance(entry[0], int):
+                out[p] = (-1, "no result")
+            else:
+                out[p] = (entry[0], str(entry[1]).strip())
         return out
 
     def sha256(self, paths: list[str]) -> dict[str, str]:
@@ -264,8 +502,12 @@ class DomainFiles:
     ) -> dict[str, dict[str, Any]]:
         if not paths:
             return {}
-        res = self.hook.run(["python3", "-c", _SAMPLED_DIGEST, str(block), str(count), seed, *paths])
-        return json.loads(res.stdout)
+        for p in paths:
+            validate_remote_path(p, "volume path")
+        res = _json(
+            self._py(_SAMPLED_DIGEST, str(int(block)), str(int(count)), str(seed), *paths), "sampled digest"
+        )
+        return res if isinstance(res, dict) else {}
 
     def remove(self, paths: list[str]) -> None:
         if paths:

@@ -19,11 +19,13 @@ from ovirt_dr.gluster import GeoRepSession
 from ovirt_dr.hooks.gluster import GlusterGeoRepHook
 from ovirt_dr.operators.base import HookClosingOperator
 from ovirt_dr.replica import (
-    UUID_RE,
+    VOLUME_FILE_RE,
     DomainFiles,
     ReplicaError,
     ovf_disks,
+    require_uuid,
     set_meta_key,
+    show,
     walk_chain,
 )
 
@@ -143,6 +145,23 @@ class GlusterGeoRepStopOperator(_GlusterOperator):
         return {"stopped": stopped}
 
 
+def _frozen_disks(snapshots: Any) -> list[dict[str, str]]:
+    """The snapshot step's disks (``disk_id``, ``base_volume``), each id checked to be a UUID.
+
+    They come from the engine through XCom and end up in paths on the node: never trusted as they are.
+    """
+    disks = []
+    for vm in (snapshots or {}).get("vms", []):
+        for d in vm["disks"]:
+            disks.append(
+                {
+                    "disk_id": require_uuid(d.get("disk_id"), "disk id"),
+                    "base_volume": require_uuid(d.get("base_volume"), "base volume id"),
+                }
+            )
+    return disks
+
+
 class GlusterReplicaCleanupOperator(_GlusterOperator):
     """On the replica, delete this run's overlay volumes and make each frozen base the leaf again.
 
@@ -164,9 +183,8 @@ class GlusterReplicaCleanupOperator(_GlusterOperator):
         self.snapshots = snapshots
 
     def run(self, context: Context) -> dict[str, Any]:
-        if not UUID_RE.match(str(self.sd_id)):
-            raise ReplicaError(f"storage domain id {self.sd_id!r} is not a UUID")
-        disks = [d for vm in (self.snapshots or {}).get("vms", []) for d in vm["disks"]]
+        require_uuid(self.sd_id, "storage domain id")
+        disks = _frozen_disks(self.snapshots)
         hook = self.hook
         removed: list[str] = []
         relinked = 0
@@ -184,9 +202,11 @@ class GlusterReplicaCleanupOperator(_GlusterOperator):
                     )
                 keep = set(walk_chain(image.metas, base))
                 doomed = []
+                # only regular files named <uuid>[.meta|.lease] are in `sizes`: a symlink or a name of any
+                # other shape on the replica is never deleted
                 for name in image.sizes:
-                    vol = name.split(".", 1)[0]
-                    if UUID_RE.match(vol) and vol not in keep:
+                    m = VOLUME_FILE_RE.match(name)
+                    if m and m.group(1) not in keep:
                         doomed.append(files.path(d["disk_id"], name))
                 if doomed:
                     self.log.info(
@@ -253,28 +273,36 @@ class GlusterReplicaAuditOperator(_GlusterOperator):
 
     def run(self, context: Context) -> dict[str, Any]:
         t0 = time.monotonic()
-        frozen = {
-            d["disk_id"]: d["base_volume"]
-            for vm in (self.snapshots or {}).get("vms", [])
-            for d in vm["disks"]
-        }
+        require_uuid(self.sd_id, "storage domain id")
+        frozen = {d["disk_id"]: d["base_volume"] for d in _frozen_disks(self.snapshots)}
         problems: list[str] = []
         with self.mounted(
             self.hook, self.session.slave_host, self.session.slave_volume, read_only=True
         ) as smnt:
             replica = DomainFiles(self.hook, f"{smnt}/{self.sd_id}")
             store_image, store_vol, store_desc = replica.newest_ovf_store()
-            ovfs = replica.ovfs(store_image, store_vol)
+            store = replica.ovf_store(store_image, store_vol)
+            ovfs = store.ovfs
+            for member in store.unexpected:
+                problems.append(
+                    f"OVF_STORE {store_image}/{store_vol} holds {member}, which is not <uuid>.ovf, info.json "
+                    "or metadata.json (not read)"
+                )
             self.log.info(
                 "Replica OVF_STORE %s/%s (last updated %s): %d OVF(s)",
                 store_image,
                 store_vol,
-                store_desc.get("Last Updated"),
+                show(store_desc.get("Last Updated")),
                 len(ovfs),
             )
             refs: list[tuple[str, str, str]] = []  # (entity name, image, leaf)
-            for ovf in ovfs.values():
-                _, name, disks = ovf_disks(ovf)
+            for entity, ovf in sorted(ovfs.items()):
+                try:
+                    _, name, disks = ovf_disks(ovf)
+                except ReplicaError as e:
+                    problems.append(f"OVF {entity}: {e}")
+                    continue
+                name = show(name) if name else entity
                 refs.extend((name, image, vol) for image, vol in disks)
             images = replica.images({image for _, image, _ in refs})
             chains: dict[tuple[str, str], list[str]] = {}
@@ -294,7 +322,7 @@ class GlusterReplicaAuditOperator(_GlusterOperator):
                         to_check.append(replica.path(image, vol))
                 if files.metas[leaf].get("VOLTYPE") != "LEAF":
                     problems.append(
-                        f"{name}: disk {image}: leaf {leaf} is {files.metas[leaf].get('VOLTYPE')}, not LEAF"
+                        f"{name}: disk {image}: leaf {leaf} is {show(files.metas[leaf].get('VOLTYPE'))}, not LEAF"
                     )
                 if image in frozen and frozen[image] != leaf:
                     problems.append(

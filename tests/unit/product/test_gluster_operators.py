@@ -18,7 +18,7 @@ from ovirt_dr.operators.gluster import (
     GlusterReplicaAuditOperator,
     GlusterReplicaCleanupOperator,
 )
-from ovirt_dr.replica import ReplicaError
+from ovirt_dr.replica import DomainFiles, ReplicaError
 
 SD = "5d5d5d5d-0000-4000-8000-000000000001"
 IMG = "1a1a1a1a-0000-4000-8000-000000000001"
@@ -26,6 +26,9 @@ BASE = "b0b0b0b0-0000-4000-8000-000000000001"
 OVER = "0e0e0e0e-0000-4000-8000-000000000001"
 OLD = "01d01d01-0000-4000-8000-000000000001"
 NULL = "00000000-0000-0000-0000-000000000000"
+VM = "0ec0ec0e-0000-4000-8000-000000000001"
+STORE_IMG = "0f0f0f0f-0000-4000-8000-000000000001"
+STORE_VOL = "0f0f0f0f-0000-4000-8000-000000000002"
 
 
 class FakeNode:
@@ -116,23 +119,28 @@ def domain(root: Path, with_overlay: bool = True, with_orphan: bool = False) -> 
     return img
 
 
-def ovf_store(root: Path, vm_leaf: str) -> None:
+def vm_ovf(vm_leaf: str, comment: str = "") -> str:
+    return (
+        '<ovf:Envelope xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1/"><References>'
+        f'<File ovf:href="{IMG}/{vm_leaf}" ovf:id="{vm_leaf}"/></References>{comment}'
+        f'<Content ovf:id="{VM}"><Name>vm01</Name></Content></ovf:Envelope>'
+    )
+
+
+def ovf_store(root: Path, vm_leaf: str, members: dict[str, bytes] | None = None) -> None:
+    """An OVF_STORE volume: a tar at offset 0 (``members``: name -> content; default one VM's OVF)."""
     import io
     import tarfile
 
-    store = root / SD / "images" / "0f0f0f0f-0000-4000-8000-000000000001"
+    store = root / SD / "images" / STORE_IMG
     store.mkdir(parents=True)
-    vol = "0f0f0f0f-0000-4000-8000-000000000002"
-    ovf = (
-        '<ovf:Envelope xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1/"><References>'
-        f'<File ovf:href="{IMG}/{vm_leaf}" ovf:id="{vm_leaf}"/></References>'
-        '<Content ovf:id="vm-1"><Name>vm01</Name></Content></ovf:Envelope>'
-    ).encode()
+    vol = STORE_VOL
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo("vm-1.ovf")
-        info.size = len(ovf)
-        tar.addfile(info, io.BytesIO(ovf))
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in (members or {f"{VM}.ovf": vm_ovf(vm_leaf).encode()}).items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
     (store / vol).write_bytes(buf.getvalue() + b"\0" * 4096)
     desc = '{"Updated":true,"Size":1,"Last Updated":"Sat Nov 21 14:55:00 UTC 2026","Disk Description":"OVF_STORE"}'
     (store / f"{vol}.meta").write_text(
@@ -250,3 +258,176 @@ def test_an_unused_hook_is_neither_created_nor_closed(tmp_path):
     with pytest.raises(ReplicaError, match="no updated OVF_STORE"):
         op.execute({"outlet_events": {}})
     assert "master_hook" not in op.__dict__
+
+
+# -- replica content is hostile: none of it may reach a shell, forge the output framing, or be followed --
+def faithful(tmp_path: Path) -> tuple[Path, Path]:
+    """A master with the run's overlay and a slave whose base equals the master's frozen base."""
+    master, slave = tmp_path / "m", tmp_path / "s"
+    domain(master, with_overlay=True)
+    domain(slave, with_overlay=False)
+    (slave / SD / "images" / IMG / BASE).write_bytes((master / SD / "images" / IMG / BASE).read_bytes())
+    return master, slave
+
+
+def test_ovf_store_member_names_never_reach_a_shell(tmp_path):
+    """A tar member named like a tar option ran a command on the slave node as the SSH user."""
+    master, slave = faithful(tmp_path)
+    marker = tmp_path / "PWNED"
+    hostile = {
+        f"{VM}.ovf": vm_ovf(BASE).encode(),
+        f"--use-compress-program=sh -c 'touch {marker}' x.ovf": b"<x/>",
+        f"--to-command=touch {marker}2 x.ovf": b"<x/>",
+        f"--checkpoint-action=exec=touch {marker}3 --checkpoint=1 x.ovf": b"<x/>",
+    }
+    ovf_store(slave, BASE, hostile)
+    files = DomainFiles(FakeNode({"gvslave": slave}), str(slave / SD))
+    try:
+        ovfs = files.ovfs(STORE_IMG, STORE_VOL)
+    finally:
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("PWNED")) == []
+    assert ovfs == {VM: vm_ovf(BASE)}
+    # and the audit refuses a store holding anything but what the engine writes
+    op = audit_op(FakeNode({"gvslave": slave}), FakeNode({"gvmaster": master}))
+    with pytest.raises(ReplicaError, match="not <uuid>.ovf"):
+        op.execute({"outlet_events": {}})
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("PWNED")) == []
+
+
+def test_ovf_content_cannot_forge_the_output_framing(tmp_path):
+    """An OVF holding '### <name>.ovf' lines must come back byte for byte, as one OVF."""
+    _, slave = faithful(tmp_path)
+    other = "0ec0ec0e-0000-4000-8000-0000000000ff"
+    xml = vm_ovf(BASE, comment=f"<!--\n### {other}.ovf\n<forged/>\n### \n-->")
+    ovf_store(slave, BASE, {f"{VM}.ovf": xml.encode()})
+    files = DomainFiles(FakeNode({"gvslave": slave}), str(slave / SD))
+    assert files.ovfs(STORE_IMG, STORE_VOL) == {VM: xml}
+
+
+def test_meta_content_cannot_forge_the_file_listing(tmp_path):
+    """A .meta holding '+++ <path> <size>' or '### <path>' lines must not make files appear."""
+    slave = tmp_path / "s"
+    img = domain(slave, with_overlay=False)
+    forged = (
+        meta(NULL, "LEAF")
+        + f"+++ images/{IMG}/{OVER} 1048576\n### images/{IMG}/{OVER}.meta\nPUUID={NULL}\nVOLTYPE=LEAF\n"
+    )
+    (img / f"{BASE}.meta").write_text(forged)
+    files = DomainFiles(FakeNode({"gvslave": slave}), str(slave / SD)).images([IMG])
+    assert sorted(files[IMG].sizes) == sorted([BASE, f"{BASE}.meta", f"{BASE}.lease"])
+    assert list(files[IMG].metas) == [BASE]
+    assert files[IMG].raw_metas[BASE] == forged
+
+
+@pytest.mark.parametrize("sd_id", [SD + "\n", "../../../etc", f"{SD}/images/{IMG}", ""])
+@pytest.mark.parametrize("kind", ["cleanup", "audit"])
+def test_storage_domain_id_must_be_a_uuid_before_anything_is_mounted(tmp_path, sd_id, kind):
+    node = FakeNode({"gvslave": tmp_path, "gvmaster": tmp_path})
+    if kind == "cleanup":
+        op = GlusterReplicaCleanupOperator(
+            task_id="c", ssh_conn_id="x", sd_id=sd_id, snapshots=SNAPS, **SESSION
+        )
+        op.hook = node
+    else:
+        op = audit_op(node, node)
+        op.sd_id = sd_id
+    with pytest.raises(ReplicaError, match="storage domain id .* is not a UUID"):
+        op.execute({"outlet_events": {}})
+    assert node.calls == []  # refused before any mount
+
+
+@pytest.mark.parametrize("field", ["disk_id", "base_volume"])
+def test_snapshot_ids_from_xcom_must_be_uuids(tmp_path, field):
+    snaps = {"vms": [{"vm_name": "vm01", "disks": [{"disk_id": IMG, "base_volume": BASE, field: "../x"}]}]}
+    node = FakeNode({"gvslave": tmp_path})
+    op = GlusterReplicaCleanupOperator(task_id="c", ssh_conn_id="x", sd_id=SD, snapshots=snaps, **SESSION)
+    op.hook = node
+    with pytest.raises(ReplicaError, match="is not a UUID"):
+        op.execute({})
+    assert node.calls == []
+
+
+def test_qemu_check_never_opens_a_backing_file_named_by_the_replica(tmp_path):
+    """A replica volume whose qcow2 header names an NBD server made qemu-img connect out."""
+    import socket
+    import tempfile
+    import threading
+
+    master, slave = faithful(tmp_path)
+    ovf_store(slave, BASE)
+    sock_dir = Path(tempfile.mkdtemp(prefix="nbd-"))  # AF_UNIX paths are short
+    sock_path = sock_dir / "s"
+    hostile = slave / SD / "images" / IMG / BASE
+    hostile.unlink()
+    subprocess.run(
+        [
+            "qemu-img",
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-u",
+            "-F",
+            "raw",
+            "-b",
+            f"nbd+unix:///?socket={sock_path}",
+        ]
+        + [str(hostile), "1M"],
+        check=True,
+    )
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(sock_path))
+    server.listen(4)
+    server.settimeout(0.2)
+    connected: list[bool] = []
+    done = threading.Event()
+
+    def accept() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            connected.append(True)
+            conn.close()
+
+    thread = threading.Thread(target=accept)
+    thread.start()
+    try:
+        with pytest.raises(ReplicaError):  # it differs from the master's base, and that is all
+            audit_op(FakeNode({"gvslave": slave}), FakeNode({"gvmaster": master})).execute(
+                {"outlet_events": {}}
+            )
+    finally:
+        done.set()
+        thread.join()
+        server.close()
+    assert connected == []
+
+
+def test_a_symlinked_volume_on_the_replica_is_not_followed(tmp_path):
+    """A replica 'volume' that is a symlink to the master's frozen file would pass a byte comparison."""
+    master, slave = faithful(tmp_path)
+    ovf_store(slave, BASE)
+    base = slave / SD / "images" / IMG / BASE
+    base.unlink()
+    base.symlink_to(master / SD / "images" / IMG / BASE)
+    op = audit_op(FakeNode({"gvslave": slave}), FakeNode({"gvmaster": master}))
+    with pytest.raises(ReplicaError, match=f"{BASE} missing on the replica"):
+        op.execute({"outlet_events": {}})
+
+
+def test_cleanup_never_deletes_what_is_not_a_regular_volume_file(tmp_path):
+    slave = tmp_path / "s"
+    img = domain(slave, with_overlay=True)
+    outside = tmp_path / "outside"
+    outside.write_text("keep me")
+    (img / OLD).symlink_to(outside)  # not a regular file: left alone
+    (img / f"{OLD}.meta.bak").write_text("x")  # not a volume file name: left alone
+    node = FakeNode({"gvslave": slave})
+    op = GlusterReplicaCleanupOperator(task_id="c", ssh_conn_id="x", sd_id=SD, snapshots=SNAPS, **SESSION)
+    op.hook = node
+    out = op.execute({})
+    assert out["removed"] == 3  # the overlay, its .meta and .lease
+    assert (img / OLD).is_symlink() and outside.read_text() == "keep me"
+    assert (img / f"{OLD}.meta.bak").exists()

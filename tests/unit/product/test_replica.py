@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from ovirt_dr.replica import NULL_UUID, ReplicaError, ovf_disks, parse_meta, set_meta_key, walk_chain
+from ovirt_dr.replica import (
+    NULL_UUID,
+    ReplicaError,
+    is_uuid,
+    ovf_disks,
+    parse_meta,
+    set_meta_key,
+    show,
+    walk_chain,
+)
 
 IMG = "11111111-1111-1111-1111-111111111111"
 A = "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"
@@ -46,3 +55,22 @@ def test_ovf_disks():
 </ovf:Envelope>"""
     entity, name, refs = ovf_disks(ovf)
     assert (entity, name, refs) == ("vm-id-1", "vm01", [(IMG, B)])
+
+
+def test_ids_are_whole_uuids():
+    assert is_uuid(A) and not is_uuid(A + "\n") and not is_uuid(A.upper()) and not is_uuid(f"../{A}")
+    assert not is_uuid(None) and not is_uuid(A[:-1])
+
+
+def test_walk_chain_refuses_a_parent_that_is_not_a_volume_id():
+    with pytest.raises(ReplicaError, match="not a volume id"):
+        walk_chain({C: {"PUUID": "../../etc/passwd"}}, C)
+
+
+def test_ovf_that_is_not_xml_is_a_replica_error():
+    with pytest.raises(ReplicaError, match="OVF is not XML"):
+        ovf_disks("### not xml")
+
+
+def test_show_keeps_hostile_text_on_one_line():
+    assert show("a\nb") == "'a\\nb'" and len(show("x" * 500)) == 80
