@@ -95,7 +95,8 @@ class GlusterGeoRepHook(BaseHook):
     """Gluster geo-replication and file operations on one Gluster node, over SSH.
 
     :param ssh_conn_id: Airflow SSH connection to the node (``host``, ``port``, ``login``; extras
-        ``key_file``, ``host_key`` to pin the node's key, ``look_for_keys``...).
+        ``key_file``, ``host_key`` to pin the node's key (required, see ``ssh_pinning``),
+        ``look_for_keys``...).
     :param cmd_timeout: seconds a command may take (None: no limit). Status polls take ~1-1.5 s; ``start``
         and ``stop`` a few seconds.
     """
@@ -121,9 +122,16 @@ class GlusterGeoRepHook(BaseHook):
     # -- SSH plumbing --------------------------------------------------------------------------------
     @cached_property
     def ssh_hook(self) -> SSHHook:
-        """The SSH provider's hook, made on first use (reads the connection then, not at construction)."""
+        """The SSH provider's hook, made on first use (reads the connection then, not at construction).
+
+        The connection must pin the node's host key (``ovirt_dr.hooks.ssh_pinning``): refused otherwise,
+        before anything is sent.
+        """
         from airflow.providers.ssh.hooks.ssh import SSHHook
 
+        from ovirt_dr.hooks.ssh_pinning import check_host_key_pinning
+
+        check_host_key_pinning(self.ssh_conn_id, self.get_connection(self.ssh_conn_id).extra_dejson, self.log)
         return SSHHook(ssh_conn_id=self.ssh_conn_id, cmd_timeout=self.cmd_timeout)
 
     def get_conn(self) -> Any:

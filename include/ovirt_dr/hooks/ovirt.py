@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
 
@@ -85,17 +86,36 @@ class OvirtHook(BaseHook):
         host = (conn.host or "").strip()
         if not host:
             raise OvirtError(f"connection {self.ovirt_conn_id!r}: the API URL (host) is empty")
-        if host.startswith(("http://", "https://")):
+        if "://" in host:
             url = host
         else:
             port = f":{conn.port}" if conn.port else ""
             url = f"https://{host}{port}/ovirt-engine/api"
+        # The SSO login sends the password: only over TLS, never inside the URL (it is logged).
+        parts = urlsplit(url)
+        if parts.scheme.lower() != "https":
+            raise OvirtError(
+                f"connection {self.ovirt_conn_id!r}: the API URL must be https:// (got {parts.scheme}://): "
+                "the engine login sends the password"
+            )
+        if not parts.hostname or parts.username is not None or parts.password is not None:
+            raise OvirtError(
+                f"connection {self.ovirt_conn_id!r}: the API URL must be https://<engine>/ovirt-engine/api, "
+                "with no user or password in it (those go in the connection's login and password)"
+            )
         insecure = _as_bool(extra.get("insecure", False))
         ca_file = extra.get("ca_file") or None
         if not insecure and not ca_file:
             raise OvirtError(
                 f"connection {self.ovirt_conn_id!r}: set extra 'ca_file' to the engine's CA certificate "
                 "(TLS is verified by default; 'insecure' disables it)"
+            )
+        if insecure:
+            self.log.warning(
+                "connection %r: TLS certificate verification is OFF (extra 'insecure'): anyone on the path to "
+                "%s can read the engine password. For emergencies only: set 'ca_file' and remove 'insecure'.",
+                self.ovirt_conn_id,
+                parts.hostname,
             )
         if not conn.login:
             raise OvirtError(f"connection {self.ovirt_conn_id!r}: the username (login) is empty")

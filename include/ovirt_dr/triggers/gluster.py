@@ -23,6 +23,7 @@ from ovirt_dr.gluster import (
     classify_error,
     parse_georep_status,
 )
+from ovirt_dr.hooks.ssh_pinning import HostKeyNotPinned
 
 
 class GeoRepCheckpointTrigger(BaseTrigger):
@@ -82,8 +83,14 @@ class GeoRepCheckpointTrigger(BaseTrigger):
 
     async def fetch_status_xml(self) -> str:
         """One ``status detail --xml`` over SSH (separate so tests can drive the loop without SSH)."""
+        from airflow.providers.common.compat.connection import get_async_connection
         from airflow.providers.ssh.hooks.ssh import SSHHookAsync
 
+        from ovirt_dr.hooks.ssh_pinning import check_host_key_pinning
+
+        # the same rule as GlusterGeoRepHook: the node's host key must be pinned (or knowingly not)
+        conn = await get_async_connection(self.ssh_conn_id)
+        check_host_key_pinning(self.ssh_conn_id, conn.extra_dejson, self.log)
         argv = build_georep_cmd(self.session, "status", "detail", xml=True)
         rc, out, err = await SSHHookAsync(ssh_conn_id=self.ssh_conn_id).run_command(
             shlex.join(argv), timeout=120
@@ -101,7 +108,7 @@ class GeoRepCheckpointTrigger(BaseTrigger):
             try:
                 status = parse_georep_status(await self.fetch_status_xml())
                 errors_in_row = 0
-            except SessionNotFound as e:  # nothing will ever complete: say so at once
+            except (SessionNotFound, HostKeyNotPinned) as e:  # nothing will ever complete: say so at once
                 yield TriggerEvent({"status": "error", "message": str(e)})
                 return
             except Exception as e:  # SSH blips and a busy glusterd happen: give up only when they persist

@@ -168,6 +168,12 @@ def node(monkeypatch: pytest.MonkeyPatch) -> FakeNode:
     FakeSSHHook.node = fake
     FakeSSHHook.instances = []
     monkeypatch.setattr(ssh_module, "SSHHook", FakeSSHHook)
+    # the hook refuses a connection that does not pin the node's host key: these do
+    pinned = (
+        '{"conn_type": "ssh", "host": "node", "extra": {"host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA"}}'
+    )
+    for conn_id in ("GLUSTER_PRIMARY", "C", "X"):
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id}", pinned)
     yield fake
     assert fake.script == [], f"expected commands not sent: {fake.script}"
 
