@@ -919,12 +919,14 @@ def _cross_pair_checks(
 ) -> tuple[list[tuple[int, PairConfig]], list[PairError]]:
     """Between pairs: one DAG id each, one writer per slave volume, no slave that is another's master.
 
-    The later pair in the file is the one refused, naming the earlier one.
+    Two pairs of one geo-rep session (same master node connection and volume, same slave: e.g. targets
+    with other schedules) are one writer: they share the master volume's pool and never overlap. The
+    later pair in the file is the one refused, naming the earlier one.
     """
     pairs: list[tuple[int, PairConfig]] = []
     errors: list[PairError] = []
     dag_ids: dict[str, int] = {}
-    slaves: dict[tuple[str, str], int] = {}
+    slaves: dict[tuple[str, str], tuple[int, tuple[str, str]]] = {}
     masters: dict[tuple[str, str], int] = {}
     for i, pair in good:
         where = lambda key, item=items[i]: f" (line {_line(item, key)})" if key in item else ""  # noqa: E731
@@ -935,13 +937,14 @@ def _cross_pair_checks(
             ("host", pair.slave_host.lower().rstrip(".")),
             ("conn", pair.slave_ssh_conn_id),
         ]
+        master = (pair.gluster_ssh_conn_id, pair.master_volume)
         for kind, value in slave_keys:
-            other = slaves.get((f"{kind}:{value}", pair.slave_volume))
-            if other is not None and not messages:
+            seen = slaves.get((f"{kind}:{value}", pair.slave_volume))
+            if seen is not None and seen[1] != master and not messages:
                 messages.append(
                     f"field 'slave_volume'{where('slave_volume')}: {pair.slave_volume!r} on "
-                    f"{pair.slave_host} is already written by pairs[{other}]: two geo-rep sessions would "
-                    "overwrite each other's replica"
+                    f"{pair.slave_host} is already written by pairs[{seen[0]}] from another master volume: "
+                    "two geo-rep sessions would overwrite each other's replica"
                 )
         other = masters.get((pair.slave_ssh_conn_id, pair.slave_volume))
         if other is not None and not messages:
@@ -950,11 +953,11 @@ def _cross_pair_checks(
                 f"{pair.slave_ssh_conn_id} is the master volume of pairs[{other}]: geo-replication would "
                 "overwrite it"
             )
-        other = slaves.get((f"conn:{pair.gluster_ssh_conn_id}", pair.master_volume))
-        if other is not None and not messages:
+        seen = slaves.get((f"conn:{pair.gluster_ssh_conn_id}", pair.master_volume))
+        if seen is not None and not messages:
             messages.append(
                 f"field 'master_volume'{where('master_volume')}: {pair.master_volume!r} via "
-                f"{pair.gluster_ssh_conn_id} is the slave volume of pairs[{other}]: it is overwritten by "
+                f"{pair.gluster_ssh_conn_id} is the slave volume of pairs[{seen[0]}]: it is overwritten by "
                 "geo-replication"
             )
         if messages:
@@ -962,7 +965,7 @@ def _cross_pair_checks(
             continue
         dag_ids[pair.dag_id] = i
         for kind, value in slave_keys:
-            slaves.setdefault((f"{kind}:{value}", pair.slave_volume), i)
+            slaves.setdefault((f"{kind}:{value}", pair.slave_volume), (i, master))
         masters.setdefault((pair.gluster_ssh_conn_id, pair.master_volume), i)
         pairs.append((i, pair))
     return pairs, errors

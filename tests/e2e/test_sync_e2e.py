@@ -58,18 +58,29 @@ def e2e_config(path: Path) -> Path:
                 "target": "lab_dr",
                 "schedule": "* * * * *",
                 "rpo": "1h",
+                "checkpoint_timeout": "30m",  # shorter than the RPO, as the config requires
                 "consistency_groups": [GROUP],
             },
-            # fails in the middle: the checkpoint cannot complete within 1 s (geo-rep must crawl first)
+            # fails in the middle: the checkpoint cannot complete within 2 s (geo-rep must crawl first; it
+            # takes 9-12 s in the lab). Poll and Faulty grace shorter than the timeout, as the config requires.
             {
                 **COMMON,
                 "target": "lab_fail",
                 "schedule": None,
-                "checkpoint_timeout": "1s",
-                "poll_interval": "30s",
+                "checkpoint_timeout": "2s",
+                "poll_interval": "1s",
+                "faulty_grace": "1s",
             },
-            # a normal run lasts far longer than this RPO: the deadline alert must fire
-            {**COMMON, "target": "lab_rpo", "schedule": None, "rpo": "10s"},
+            # a normal run (~40 s) lasts longer than this RPO: the deadline alert must fire; its checkpoint
+            # (9-12 s) completes within the timeout, which the config requires to be shorter than the RPO
+            {
+                **COMMON,
+                "target": "lab_rpo",
+                "schedule": None,
+                "rpo": "30s",
+                "checkpoint_timeout": "25s",
+                "faulty_grace": "20s",
+            },
             {**COMMON, "storage_domain": "data_broken", "target": "lab_dr", "schedule": "whenever"},
         ],
     }

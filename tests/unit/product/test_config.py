@@ -184,3 +184,12 @@ def test_schedule_checks_are_airflows():
     assert "not a schedule Airflow accepts" in schedule_problem("0 24 * * *")
     assert "never fires" in schedule_problem("0 0 30 2 *")
     assert "5 fields" in schedule_problem("0 0 1 1 * 2030")
+
+
+def test_one_geo_rep_session_may_serve_two_targets_but_two_masters_never_share_a_slave(tmp_path):
+    same_session = {**GOOD, "target": "hourly"}  # same master, same slave: one writer (one pool slot)
+    other_master = {**GOOD, "storage_domain": "data2", "master_volume": "gv2"}
+    cfg = load_sync_config(write(tmp_path, [GOOD, same_session, other_master]))
+    assert [p.dag_id for p in cfg.pairs] == ["dr_sync__data1__dr", "dr_sync__data1__hourly"]
+    (err,) = cfg.errors
+    assert "pairs[2] (data2/dr): field 'slave_volume'" in str(err) and "another master volume" in str(err)
