@@ -11,6 +11,7 @@ templates and are escaped where they end up in HTML.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -30,6 +31,8 @@ STARTED_STATES = frozenset({"up", "powering_up", "wait_for_launch", "reboot_in_p
 #: The audit task of a sync DAG records the recovery point on its asset event (``ovirt_dr.sync``).
 RECOVERY_POINT_TASK = "audit_replica"
 MAX_OVF_BYTES = 4 * 1024 * 1024
+MAX_NAME = 255
+_UUID = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
 class PlanError(ValueError):
@@ -239,9 +242,16 @@ def parse_entity_ovf(ovf_xml: str) -> dict[str, Any]:
         template_id = None
     if not entity_id:
         raise PlanError("no entity id (OperatingSystemSection ovf:id)")
+    # ids end up in REST paths (/vms/<id>/register): only UUIDs, never a string that could be a path
+    if not _UUID.match(entity_id):
+        raise PlanError(f"entity id {entity_id[:80]!r} is not a UUID")
+    if template_id is not None and not _UUID.match(template_id):
+        raise PlanError(f"template id {template_id[:80]!r} is not a UUID")
     name = _child_text(content, "Name") or ""
     if not name:
         raise PlanError(f"entity {entity_id} has no Name")
+    if len(name) > MAX_NAME or any(ord(c) < 32 for c in name):
+        raise PlanError(f"entity {entity_id}: name {name[:80]!r} is too long or holds control characters")
     try:
         priority = int(_child_text(content, "Priority") or 0)
     except ValueError:
@@ -275,7 +285,7 @@ def parse_entity_ovf(ovf_xml: str) -> dict[str, Any]:
         if _local(el.tag) == "File":
             href = el.get(f"{{{OVF_NS}}}href") or ""
             image, _, volume = href.partition("/")
-            if image and volume:
+            if _UUID.match(image) and _UUID.match(volume):
                 disks.append({"image": image, "volume": volume})
     return {
         "id": entity_id,

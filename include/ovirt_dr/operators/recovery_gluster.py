@@ -21,7 +21,7 @@ from ovirt_dr.operators.recovery_base import (
     RecoveryOperator,
     mounted,
 )
-from ovirt_dr.replica import UUID_RE, DomainFiles
+from ovirt_dr.replica import DomainFiles, is_uuid, require_uuid, show
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -30,19 +30,75 @@ if TYPE_CHECKING:
 
 READ_ONLY = "features.read-only"
 
-_LIST_DOMAINS = r"""
-cd "$1" || exit 3
-for f in */dom_md/metadata; do
-  [ -e "$f" ] || continue
-  printf '### %s\n' "${f%%/*}"
-  grep -E '^(SDUUID|DESCRIPTION|ROLE|CLASS)=' "$f"
-done
-exit 0
+# Node-side readers, in the discipline of ``ovirt_dr.replica``: Python (3.6-compatible), paths only from
+# argv, ONE JSON document out; what is read from storage is data, never an argument of another program.
+_PY_PRELUDE = r"""
+import json, os, re, stat, sys
+UUID = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+def read_small(path, limit):
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as f:
+        return f.read(limit + 1)
 """
 
-_EXTRACT_METADATA = r"""
-tar -xOf "$1" metadata.json 2>/dev/null || exit 0
+_READ_DOMAINS = (
+    _PY_PRELUDE
+    + r"""
+root = sys.argv[1]
+out = {}
+for name in sorted(os.listdir(root)):
+    if not UUID.match(name):
+        continue
+    md = os.path.join(root, name, "dom_md", "metadata")
+    try:
+        if not stat.S_ISREG(os.lstat(md).st_mode):
+            continue
+        data = read_small(md, 65536)
+    except OSError:
+        continue
+    keys = {}
+    for line in data[:65536].decode("utf-8", "replace").splitlines():
+        k, sep, v = line.partition("=")
+        if sep and k in ("SDUUID", "DESCRIPTION", "ROLE", "CLASS"):
+            keys[k] = v[:300]
+    out[name] = keys
+sys.stdout.write(json.dumps(out))
 """
+)
+
+_READ_VM_STATUS = (
+    _PY_PRELUDE
+    + r"""
+import tarfile
+path = sys.argv[1]
+out = {"vm_status": None, "error": None}
+try:
+    if not stat.S_ISREG(os.lstat(path).st_mode):
+        raise ValueError("the OVF_STORE volume is not a regular file")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
+        for n, m in enumerate(tar):
+            if n >= 100000:
+                raise ValueError("more than 100000 members")
+            if m.name == "metadata.json" and m.isfile():
+                if m.size > 4 * 1024 * 1024:
+                    raise ValueError("metadata.json is %d bytes" % m.size)
+                doc = json.loads(tar.extractfile(m).read().decode("utf-8"))
+                out["vm_status"] = doc.get("VM Status") if isinstance(doc, dict) else None
+                break
+except (OSError, ValueError, tarfile.TarError, EOFError) as e:
+    out["error"] = "%s: %s" % (type(e).__name__, e)
+sys.stdout.write(json.dumps(out))
+"""
+)
+
+
+def _node_json(hook: GlusterGeoRepHook, script: str, *args: str) -> Any:
+    text = hook.run(["python3", "-c", script, *args]).stdout
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise RecoveryError(f"a node-side reader printed no JSON: {show(text, 200)}") from None
 
 
 def split_path(path: str) -> tuple[str, str]:
@@ -70,19 +126,13 @@ def read_replica(
     ``dr_domain_id``) or else by its name in ``dom_md/metadata`` (vdsm's ``DESCRIPTION``).
     """
     volume, sub = split_path(path)
+    if sd_id is not None:
+        require_uuid(sd_id, "dr_domain_id")
     mountpoint = f"{mount_root.rstrip('/')}/{volume}-failover"
     with mounted(hook, slave_host, volume, mountpoint, read_only=True, log=log) as mnt:
         root = f"{mnt}{sub}"
-        found: dict[str, dict[str, str]] = {}
-        current = None
-        for line in hook.run(["sh", "-c", _LIST_DOMAINS, "sh", root]).stdout.splitlines():
-            if line.startswith("### "):
-                current = line[4:].strip()
-                found[current] = {}
-            elif current and "=" in line:
-                key, value = line.split("=", 1)
-                found[current][key] = value
-        domains = {d: md for d, md in found.items() if UUID_RE.match(d)}
+        found = _node_json(hook, _READ_DOMAINS, root)
+        domains = {d: md for d, md in (found if isinstance(found, dict) else {}).items() if is_uuid(d)}
         if sd_id:
             if sd_id not in domains:
                 raise RecoveryError(
@@ -90,23 +140,32 @@ def read_replica(
                     f"(found {sorted(domains) or 'none'})"
                 )
         else:
-            named = [d for d, md in domains.items() if md.get("DESCRIPTION") == source_name]
+            named = [
+                d
+                for d, md in domains.items()
+                if isinstance(md, dict) and md.get("DESCRIPTION") == source_name
+            ]
             if len(named) != 1:
+                seen = [(d, show((md or {}).get("DESCRIPTION"))) for d, md in domains.items()]
                 raise RecoveryError(
                     f"domain {source_name}: {len(named)} storage domains named {source_name!r} on the replica "
-                    f"{slave_host}:{path} (found {[(d, md.get('DESCRIPTION')) for d, md in domains.items()]}); "
-                    "set dr_domain_id in the mapping file"
+                    f"{slave_host}:{path} (found {seen}); set dr_domain_id in the mapping file"
                 )
             sd_id = named[0]
         files = DomainFiles(hook, f"{root}/{sd_id}")
         image, vol, desc = files.newest_ovf_store()
-        ovfs = files.ovfs(image, vol)
-        meta_raw = hook.run(["sh", "-c", _EXTRACT_METADATA, "sh", files.path(image, vol)]).stdout
-    try:
-        meta = json.loads(meta_raw) if meta_raw.strip() else {}
-    except ValueError:
-        meta = {}
-    vm_status = meta.get("VM Status") if isinstance(meta, dict) else None
+        store = files.ovf_store(image, vol)
+        ovfs = store.ovfs
+        if store.unexpected:
+            log.warning("OVF_STORE of %s holds unexpected members: %s", source_name, store.unexpected[:20])
+        status_doc = _node_json(hook, _READ_VM_STATUS, files.path(image, vol))
+    if not isinstance(status_doc, dict):
+        status_doc = {}
+    if status_doc.get("error"):
+        log.warning(
+            "OVF_STORE metadata.json of %s unreadable: %s", source_name, show(status_doc["error"], 300)
+        )
+    vm_status = status_doc.get("vm_status")
     entities, unreadable = [], {}
     for entity_id, xml in sorted(ovfs.items()):
         try:
