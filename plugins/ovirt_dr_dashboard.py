@@ -51,9 +51,9 @@ from ovirt_dr.rpo import (
     pair_state,
     recovery_point_from_db,
 )
+from ovirt_dr.sync import SYNC_TAGS
 
 URL_PREFIX = "/ovirt-dr"
-SYNC_TAGS = ("ovirt-dr", "sync")
 _BASE_PATH = urlsplit(conf.get("api", "base_url", fallback="/") or "/").path.rstrip("/")
 
 _bearer = HTTPBearer(auto_error=False)
