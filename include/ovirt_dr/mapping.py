@@ -265,8 +265,16 @@ class NetworkMapping(_Model):
 
 
 class LunMapping(_Model):
-    """A direct LUN disk mapping (``dr_lun_mappings``)."""
+    """A direct LUN disk mapping (``dr_lun_mappings``).
 
+    ``logical_unit_alias``, ``logical_unit_description``, ``wipe_after_delete`` and ``shareable`` describe
+    the disk (the role's generator writes them); only the ``primary_*`` / ``secondary_*`` keys map.
+    """
+
+    logical_unit_alias: str | None = None
+    logical_unit_description: str | None = None
+    wipe_after_delete: bool | None = None
+    shareable: bool | None = None
     primary_logical_unit_id: str | None = None
     primary_storage_type: str | None = None
     primary_logical_unit_address: str | None = None
@@ -284,7 +292,10 @@ class LunMapping(_Model):
     secondary_logical_unit_username: str | None = None
     secondary_logical_unit_password: None = None
 
+    _bools = field_validator("wipe_after_delete", "shareable", mode="before")(_bool_field)
     _strs = field_validator(
+        "logical_unit_alias",
+        "logical_unit_description",
         "primary_logical_unit_id",
         "primary_storage_type",
         "primary_logical_unit_address",

@@ -230,6 +230,85 @@ class OvirtHook(BaseHook):
             )
         )
 
+    # -- DR mapping inventory (dr_mapping generate / validate; owner: H3) ----------------------------
+    #: top-level collections the mapping names things in, read in one batch
+    MAPPING_COLLECTIONS = (
+        "data_centers",
+        "clusters",
+        "hosts",
+        "networks",
+        "vnic_profiles",
+        "affinity_labels",
+        "domains",
+        "roles",
+        "users",
+        "storage_domains",
+        "disks",
+    )
+
+    def api_url(self) -> str:
+        """The API URL of the connection (compared with the mapping file's ``dr_sites_*_url``)."""
+        return str(self.connection_kwargs()["url"])
+
+    def mapping_inventory(
+        self, vm_domains: Iterable[str] = (), vm_follow: str = "nics,snapshots,disk_attachments.disk"
+    ) -> dict[str, Any]:
+        """Everything a DR mapping names on this engine, in two batches of requests (two round trips).
+
+        First batch: every collection of :attr:`MAPPING_COLLECTIONS`, plus the VMs with a disk on each
+        storage domain named in ``vm_domains`` (with their NICs, snapshots and disks followed inline).
+        Second batch, by the ids of the first: the affinity groups of every cluster, the storage domains
+        as each data center sees them (attachment status), and the LUNs each ``up`` host sees.
+        Returns the SDK lists as they come: the collection names as keys, plus ``vms`` (domain name ->
+        VMs), ``affinity_groups`` (cluster id -> groups), ``attached_domains`` (data center id -> domains)
+        and ``host_storage`` (host id -> host storages).
+        """
+        system = self.system
+        kinds = list(self.MAPPING_COLLECTIONS)
+        domains = list(vm_domains)
+        calls = [lambda k=k: getattr(system, f"{k}_service")().list(wait=False) for k in kinds]
+        calls += [
+            lambda d=d: system.vms_service().list(search=f'storage="{d}"', follow=vm_follow, wait=False)
+            for d in domains
+        ]
+        answers = self.gather(calls)
+        out: dict[str, Any] = dict(zip(kinds, answers[: len(kinds)], strict=True))
+        out["vms"] = dict(zip(domains, answers[len(kinds) :], strict=True))
+        clusters = [c.id for c in out["clusters"]]
+        dcs = [dc.id for dc in out["data_centers"]]
+        hosts = [h.id for h in out["hosts"] if getattr(h.status, "value", None) == "up"]
+        calls = [
+            lambda c=c: (
+                system.clusters_service().cluster_service(c).affinity_groups_service().list(wait=False)
+            )
+            for c in clusters
+        ]
+        calls += [
+            lambda d=d: (
+                system.data_centers_service()
+                .data_center_service(d)
+                .storage_domains_service()
+                .list(wait=False)
+            )
+            for d in dcs
+        ]
+        calls += [
+            lambda h=h: system.hosts_service().host_service(h).storage_service().list(wait=False)
+            for h in hosts
+        ]
+        answers = self.gather(calls)
+        out["affinity_groups"] = dict(zip(clusters, answers[: len(clusters)], strict=True))
+        out["attached_domains"] = dict(
+            zip(dcs, answers[len(clusters) : len(clusters) + len(dcs)], strict=True)
+        )
+        out["host_storage"] = dict(zip(hosts, answers[len(clusters) + len(dcs) :], strict=True))
+        return out
+
+    def vm_permissions_of(self, vm_ids: list[str]) -> dict[str, list[otypes.Permission]]:
+        """Each VM's permissions (one batch): the roles a VM's OVF carries to the other site."""
+        answers = self.gather(lambda v=v: self._vm(v).permissions_service().list(wait=False) for v in vm_ids)
+        return dict(zip(vm_ids, answers, strict=True))
+
     # -- batching ------------------------------------------------------------------------------------
     @staticmethod
     def gather(calls: Iterable[Any], missing_ok: bool = False) -> list[Any]:
