@@ -469,3 +469,19 @@ def test_report_of_a_dry_run_posts_no_event(config):
     run.states["register_vms_1"] = "success"
     report = run.execute(op)
     assert hook.events == [] and {v["status"] for v in report["vms"]} == {"planned"}
+
+
+def test_volume_set_builder_allows_only_the_read_only_switch():
+    from ovirt_dr.gluster import build_volume_set_cmd
+
+    assert build_volume_set_cmd("gvslave", "features.read-only", "on")[-3:] == [
+        "gvslave",
+        "features.read-only",
+        "on",
+    ]
+    with pytest.raises(ValueError, match="not one the product changes"):
+        build_volume_set_cmd("gvslave", "auth.allow", "*")
+    with pytest.raises(ValueError, match="not one of on, off"):
+        build_volume_set_cmd("gvslave", "features.read-only", "maybe")
+    with pytest.raises(ValueError):
+        build_volume_set_cmd("gv slave; rm", "features.read-only", "on")
