@@ -18,18 +18,19 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from ovirt_dr.rpo import RECOVERY_POINT_TASK
+from ovirt_dr.rpo import newest_recovery_point as _newest
+
 OVF_NS = "http://schemas.dmtf.org/ovf/envelope/1/"
 RASD_NS = "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 BLANK_UUID = "00000000-0000-0000-0000-000000000000"
-#: oVirt VMStatus numbers of the OVF_STORE's metadata.json that mean "running at the source site".
-RUNNING_STATUS_NUMS = frozenset(
-    {1, 2, 4, 9, 10, 16}
-)  # up, powering_up, paused, wait_for_launch, reboot, powering_down
+#: oVirt VMStatus numbers of the OVF_STORE's metadata.json that mean "running at the source site":
+#: up, powering_up, paused, wait_for_launch, reboot_in_progress, powering_down.
+RUNNING_STATUS_NUMS = frozenset({1, 2, 4, 9, 10, 16})
 #: Target VM states that count as "already started": a retry does not start these again.
 STARTED_STATES = frozenset({"up", "powering_up", "wait_for_launch", "reboot_in_progress", "migrating"})
-#: The audit task of a sync DAG records the recovery point on its asset event (``ovirt_dr.sync``).
-RECOVERY_POINT_TASK = "audit_replica"
+
 MAX_OVF_BYTES = 4 * 1024 * 1024
 MAX_NAME = 255
 _UUID = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
@@ -141,33 +142,27 @@ def newest_recovery_point(events: Iterable[Any], dag_id: str) -> dict[str, Any] 
     """The newest usable recovery point among a pair's asset events, or None.
 
     Only events the pair's own sync DAG emitted from its audit task count (an event posted by hand through
-    the REST API vouches for nothing). ``extra`` is untrusted: a missing, malformed or future recovery point
-    is skipped, a point later than its own event is clamped to the event time (an age is never
+    the REST API vouches for nothing); each ``extra`` is read by ``ovirt_dr.rpo`` exactly as the dashboard
+    and the deadline alert read it (malformed: skipped; later than its event: clamped, so an age is never
     under-reported). Each event has ``extra``, ``timestamp``, ``source_dag_id``, ``source_task_id`` and
     ``source_run_id`` (attributes or keys).
     """
-    best: dict[str, Any] | None = None
+    rows = []
     for ev in events:
         get = ev.get if isinstance(ev, dict) else (lambda k, e=ev: getattr(e, k, None))
         if get("source_dag_id") != dag_id or get("source_task_id") != RECOVERY_POINT_TASK:
             continue
-        extra, stamp = get("extra"), get("timestamp")
-        if not isinstance(extra, dict) or not isinstance(stamp, datetime):
-            continue
-        raw = extra.get("recovery_point")
-        if not isinstance(raw, str) or not raw or len(raw) > 64:
-            continue
-        try:
-            rp = as_utc(datetime.fromisoformat(raw))
-        except ValueError:
-            continue
-        rp = min(rp, as_utc(stamp))
-        if best is None or rp > best["_time"]:
-            best = {"_time": rp, "run_id": get("source_run_id"), "recorded_at": as_utc(stamp).isoformat()}
+        stamp = get("timestamp")
+        if isinstance(stamp, datetime):
+            rows.append((get("extra"), stamp, get("source_run_id")))
+    best = _newest(rows)
     if best is None:
         return None
-    rp = best.pop("_time")
-    return {"recovery_point": rp.isoformat(), **best}
+    return {
+        "recovery_point": best.time.isoformat(),
+        "run_id": best.run_id,
+        "recorded_at": best.recorded_at.isoformat(),
+    }
 
 
 def age_seconds(iso: str | None, now: datetime) -> float | None:

@@ -75,17 +75,9 @@ def _iso(value: datetime | None) -> str | None:
 def check_mapping(
     rec: Recovery, *, source: Any | None, target: Any, domains: list[str] | None
 ) -> dict[str, Any]:
-    """The mapping file checked against the engines (``ovirt_dr.validation``), as a plain dict.
+    """The mapping file checked against the engines (``ovirt_dr.validation``), as a plain dict."""
+    from ovirt_dr.validation import validate_mapping
 
-    Until ``ovirt_dr.validation`` exists, only the checks that need no engine run
-    (``DrMapping.static_problems``).
-    """
-    try:
-        from ovirt_dr.validation import validate_mapping
-    except ImportError:
-        assert rec.mapping is not None
-        problems = rec.mapping.static_problems("failover")
-        return {"errors": problems, "warnings": [], "checked": ["static"]}
     report = validate_mapping(rec, "failover", source=source, target=target, domains=domains)
     return report.as_dict()
 
