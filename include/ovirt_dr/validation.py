@@ -600,7 +600,25 @@ def validate_mapping(
         side: _conn_url(rec, side, hooks[side], lambda cid: OvirtHook(ovirt_conn_id=cid))  # type: ignore[misc]
         for side in ("primary", "secondary")
     }
-    _Checks(report, rec, mapping, direction, inventories, conn_urls, domains).run()
+    return check_inventories(rec, direction, inventories, conn_urls, domains, report)
+
+
+def check_inventories(
+    rec: Recovery,
+    direction: Direction,
+    inventories: dict[Side, Inventory | None],
+    conn_urls: dict[Side, str | None],
+    domains: list[str] | None = None,
+    report: ValidationReport | None = None,
+) -> ValidationReport:
+    """The engine checks on inventories already read (pure: what :func:`validate_mapping` runs).
+
+    ``inventories`` maps ``primary``/``secondary`` to an :class:`Inventory` or ``None`` (not read);
+    ``conn_urls`` holds each side's Airflow connection URL. Adds to ``report`` (a new one by default).
+    """
+    report = report if report is not None else ValidationReport()
+    if rec.mapping is not None:
+        _Checks(report, rec, rec.mapping, direction, inventories, conn_urls, domains).run()
     return report
 
 
