@@ -403,6 +403,10 @@ class _Checks:
         known_id = src_domain.id if src_domain is not None else s.dr_domain_id
         same = inv.domains.get(known_id) if known_id else None
         by_name = inv.domain_by_name(name) if name else None
+        if same is None and known_id is None and by_name is not None and self._is_the_replica(s, by_name):
+            # the source is gone, so its domain id is unknown: a domain of that name on the replica's volume
+            # is the one an earlier (interrupted) failover imported
+            same = by_name
         if same is not None:
             dc_id = inv.dc_of_domain(same.id)
             status = inv.attached.get(dc_id or "", {}).get(same.id) if dc_id else "unattached"
@@ -432,6 +436,16 @@ class _Checks:
                 f"{where}: data center {dc_name!r} has no host that is up on {self.engine(side)}: nothing can "
                 "import or run the domain"
             )
+
+    def _is_the_replica(self, s: ImportStorage, d: Any) -> bool:
+        """The target's domain ``d`` lives where the mapping says the replica is (same server and path)."""
+        path, address = s.side(self.target, "path"), s.side(self.target, "address")
+        return bool(
+            path
+            and d.path is not None
+            and _norm_path(path) == _norm_path(d.path)
+            and same_server(address, d.address)
+        )
 
     def sync_pair(self, where: str, s: ImportStorage) -> None:
         if s.dr_domain_type != "glusterfs":

@@ -192,6 +192,17 @@ def test_already_imported_is_a_warning_a_clash_an_error(rec: Recovery) -> None:
     only(check(rec, s=s), "already has a different storage domain named 'data_gluster'")
 
 
+def test_retried_failover_with_the_primary_gone(rec: Recovery) -> None:
+    """Primary unreachable: its domain id is unknown; the domain on the replica's volume is the import."""
+    s = secondary()
+    s.domains["imp"] = domain("imp", "data_gluster", path="/gvslave")
+    s.attached = {"dc2": {"imp": "maintenance"}}
+    report = check(rec, s=s, no_source=True)
+    assert report.ok and any("already imported" in w and "(maintenance)" in w for w in report.warnings)
+    s.domains["imp"] = domain("imp", "data_gluster", path="/elsewhere")
+    only(check(rec, s=s, no_source=True), "already has a different storage domain named 'data_gluster'")
+
+
 def test_target_dc_without_an_up_host(rec: Recovery) -> None:
     s = secondary()
     s.hosts["h2"] = ("host2", "c2", "maintenance")
