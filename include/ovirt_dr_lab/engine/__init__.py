@@ -4,9 +4,12 @@ Modules:
 
 - ``server``: :class:`EngineServer` (HTTPS, HTTP/1.1, threaded) -- ``start()``, ``stop()``, ``url``, ``ca_file``, ``lab``.
 - ``api``: SSO, REST routes, faults, counters, fault injection, lab-only JSON endpoints.
-- ``core``: the inventory (JSON state in ``<state_dir>/state.json``) and every operation: snapshots and live
-  merge, OVF_STORE updates, import/attach/activate/deactivate/detach/remove of domains, registration with
-  the DR mappings, VM power with status transitions, freeze/thaw log, guest writer, jobs and events.
+- ``core``: :class:`Engine`, the engine without HTTP, put together from one mixin per job on
+  ``state.EngineState`` (the inventory: JSON state in ``<state_dir>/state.json``, lookups):
+  ``jobs`` (events, jobs, ``finish_job``), ``vms`` (power with status transitions, freeze/thaw log, guest
+  writer), ``snapshots`` (creation and live merge), ``ovfstore`` (OVF_STORE updates, unregistered entities),
+  ``domains`` (import/attach/activate/deactivate/detach/remove), ``registration`` (with the DR mappings);
+  ``common`` (faults, constants) and ``scheduler`` (latencies as timers) serve them all.
 - ``render``: XML written with the SDK's own writers. ``search``: the search grammar.
 - ``storage`` / ``ovf`` (helper A2): vdsm's on-disk layout with ``qemu-img``/``qemu-io``; OVF descriptors.
 - ``client``: :class:`LabEngineClient` for the lab-only endpoints. ``cli``: ``ovirt-dr-lab engine`` and
@@ -14,7 +17,7 @@ Modules:
 
 State: an existing ``<state_dir>/state.json`` wins over the site file (a restarted engine keeps imported
 domains, registrations, snapshots; a state of an older layout gets once what its layout lacked from the
-site file, see ``core.STATE_SCHEMA``); remove the state dir to start again from the site. Site domains and
+site file, see ``state.STATE_SCHEMA``); remove the state dir to start again from the site. Site domains and
 VM disks missing on disk are (re)created at start, and chains of existing ones are re-read from the files.
 
 Site YAML (``include/ovirt_dr_lab/sites/primary.yaml`` is the example; values go through expandvars; ids

@@ -24,7 +24,8 @@ import ovirtsdk4.types as T
 from ovirtsdk4.reader import Reader
 
 from ovirt_dr_lab.engine import render, search
-from ovirt_dr_lab.engine.core import Engine, EngineFault, conflict, incomplete, not_found
+from ovirt_dr_lab.engine.common import EngineFault, conflict, incomplete, not_found
+from ovirt_dr_lab.engine.core import Engine
 from ovirt_dr_lab.engine.render import href
 
 log = logging.getLogger(__name__)

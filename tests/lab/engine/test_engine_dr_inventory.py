@@ -16,9 +16,9 @@ import ovirtsdk4
 import ovirtsdk4.types as t
 import pytest
 
-from ovirt_dr_lab.engine.core import STATE_SCHEMA
 from ovirt_dr_lab.engine.ovf import parse_ovf
 from ovirt_dr_lab.engine.server import EngineServer
+from ovirt_dr_lab.engine.state import STATE_SCHEMA
 from ovirt_dr_lab.engine.storage import DomainStorage
 from ovirt_dr_lab.engine.testing import connect, site_dict, wait_for
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from ovirt_dr_lab.engine.core import Scheduler
+from ovirt_dr_lab.engine.scheduler import Scheduler
 
 
 def test_call_later_runs_after_the_delay_without_a_thread_per_timer() -> None:
