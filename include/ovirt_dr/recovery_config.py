@@ -36,6 +36,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ovirt_dr.config import PairConfig, SiteConfig, load_sync_config, parse_duration
+from ovirt_dr.failback_config import FailbackConfig, ReverseSessionConfig
 from ovirt_dr.mapping import Direction, DrMapping, ImportStorage, MappingError, load_mapping, sides
 
 RECOVERY_TAGS = ["ovirt-dr", "recovery"]
@@ -77,6 +78,9 @@ class RecoveryConfig(BaseModel):
     retry_delay: timedelta = timedelta(seconds=30)
     #: how often the recovery tasks poll the engine while waiting (domain active, VMs up)
     poll_interval: timedelta = timedelta(seconds=2)
+    #: dr_failback / dr_cleanup_primary (``ovirt_dr.failback_config``): the reverse geo-rep session, the cycles
+    reverse_session: ReverseSessionConfig = Field(default_factory=ReverseSessionConfig)
+    failback: FailbackConfig = Field(default_factory=FailbackConfig)
 
     @field_validator("tier_timeout", "import_timeout", "lease_wait", "probe_timeout", mode="before")
     @classmethod

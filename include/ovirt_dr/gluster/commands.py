@@ -83,7 +83,16 @@ def build_georep_cmd(session: GeoRepSession, *args: str, xml: bool = False) -> l
     if action == "config":
         rest = _config_words(rest)
     else:
-        for word in rest:
+        words = iter(enumerate(rest))
+        for i, word in words:
+            if action == "create" and word == "ssh-port":
+                # `create ssh-port N`: the port push-pem and gverify log in to the slave with (the session's
+                # own `config ssh_port` is separate); a port number, nothing else
+                port = rest[i + 1] if i + 1 < len(rest) else ""
+                if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+                    raise ValueError(f"geo-replication create ssh-port {port!r}: a port number 1-65535")
+                next(words)
+                continue
             if word not in _FLAG_WORDS:
                 raise ValueError(f"unexpected word {word!r} for geo-replication {action}")
     prefix = [GLUSTER, SCRIPT_MODE]
