@@ -93,14 +93,26 @@ class RecoveryOperator(HookClosingOperator):
 
     :param config_path: the ovirt-dr config file (its ``recovery:`` section names the mapping file).
     :param plan_task_id: the task whose return value is the plan (the preflight).
+    :param direction: ``failover`` (the target is the secondary site) or ``failback`` (the primary): the
+        failback runs the same import, registration and start steps towards the primary.
     """
 
     hook_attrs: tuple[str, ...] = ("target_hook", "gluster")
 
-    def __init__(self, *, config_path: str, plan_task_id: str = PLAN_TASK, **kwargs: Any) -> None:
+    def __init__(
+        self, *, config_path: str, plan_task_id: str = PLAN_TASK, direction: str = "failover", **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
+        if direction not in ("failover", "failback"):
+            raise ValueError(f"direction must be 'failover' or 'failback', got {direction!r}")
         self.config_path = str(config_path)
         self.plan_task_id = plan_task_id
+        self.direction = direction
+
+    @property
+    def target_side(self) -> str:
+        """The site this recovery brings the VMs to: ``secondary`` for a failover, ``primary`` for a failback."""
+        return "secondary" if self.direction == "failover" else "primary"
 
     @cached_property
     def recovery(self) -> Recovery:
@@ -124,7 +136,7 @@ class RecoveryOperator(HookClosingOperator):
     def target_hook(self) -> Any:
         from ovirt_dr.hooks.ovirt import OvirtHook
 
-        return OvirtHook(ovirt_conn_id=self.recovery.conn_id("secondary"))
+        return OvirtHook(ovirt_conn_id=self.recovery.conn_id(self.target_side))
 
     @cached_property
     def gluster(self) -> HookSet:

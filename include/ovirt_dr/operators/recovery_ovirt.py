@@ -544,13 +544,13 @@ class OvirtImportDomainsOperator(RecoveryOperator):
 
 
 # ---------------------------------------------------------------------------------------------------------
-def _registration_kwargs(rec: Recovery) -> dict[str, Any]:
+def _registration_kwargs(rec: Recovery, direction: Any = "failover") -> dict[str, Any]:
     cfg = rec.config
     assert cfg is not None and rec.mapping is not None
     return {
         "allow_partial_import": cfg.allow_partial_import,
         "reassign_bad_macs": cfg.reassign_bad_macs,
-        "registration_configuration": rec.mapping.registration_configuration("failover"),
+        "registration_configuration": rec.mapping.registration_configuration(direction),
     }
 
 
@@ -612,7 +612,7 @@ def _register_all(
             )
             continue
         todo.append(item)
-    kwargs = _registration_kwargs(op.recovery)
+    kwargs = _registration_kwargs(op.recovery, op.direction)
     by_id = {i["id"]: i for i in todo}
 
     def call(item: dict[str, Any]) -> Any:
