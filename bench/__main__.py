@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures" / "gluster"
+FIXTURES = REPO / "tests" / "fixtures" / "gluster"
 ROWS: list[tuple[str, str, str]] = []
 
 

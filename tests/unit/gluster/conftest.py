@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-_FIXTURES = Path(__file__).parent / "fixtures"
+_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "gluster"
 
 
 @pytest.fixture(params=sorted(p.name for p in _FIXTURES.glob("status-detail-*.xml")))

@@ -12,7 +12,7 @@ import pytest
 from ovirt_dr.sensors.gluster import GeoRepWaitError, GlusterGeoRepCheckpointSensor
 from ovirt_dr.triggers.gluster import GeoRepCheckpointTrigger
 
-FIX = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "gluster"
+FIX = Path(__file__).resolve().parents[2] / "fixtures" / "gluster"
 DONE = (FIX / "status-detail-checkpoint-completed.xml").read_text()
 DONE_2ND = (FIX / "status-detail-checkpoint-completed-2nd.xml").read_text()
 SYNCING = (FIX / "status-detail-syncing-changelog.xml").read_text()

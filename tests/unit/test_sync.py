@@ -18,7 +18,7 @@ GOOD = {
     "slave_ssh_conn_id": "gluster_secondary",
 }
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def write_config(tmp_path: Path, pairs: list) -> Path:

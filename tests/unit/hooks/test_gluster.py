@@ -27,7 +27,7 @@ from ovirt_dr.gluster import (
 )
 from ovirt_dr.hooks.gluster import Checkpoint, CommandResult, GlusterGeoRepHook
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "gluster"
 S = GeoRepSession("gvmaster", "127.0.0.1", "gvslave")
 Reply = tuple[int, str | bytes, str | bytes]
 

@@ -14,7 +14,7 @@ from ovirt_dr.mapping import parse_mapping
 from ovirt_dr.mapping_generator import GENERATED_MARKER, generate_mapping, summary
 from ovirt_dr.recovery_config import load_recovery
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 
 

@@ -11,7 +11,7 @@ import yaml
 from ovirt_dr.mapping import MappingError, load_mapping, parse_mapping
 from ovirt_dr.recovery_config import load_recovery
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 ROLE_EXAMPLE = REPO / "tests" / "fixtures" / "mapping" / "ansible_role_example.yml"
 LAB_MAPPING = REPO / "dags" / "disaster_recovery_vars.yml"
 

@@ -23,7 +23,7 @@ from ovirt_dr.validation import (
     same_server,
 )
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 P_URL = "https://127.0.0.1:18443/ovirt-engine/api"
 S_URL = "https://127.0.0.1:18444/ovirt-engine/api"
 SD = "9c3f0d51-6a7e-4c2b-b8d4-2f1e6a0b7c11"

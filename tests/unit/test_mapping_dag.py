@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ovirt_dr.mapping_dag import build_mapping_dag
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_lab_config(tmp_path: Path) -> None:

@@ -18,11 +18,11 @@ from ovirt_dr.gluster import (
     classify_error,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "gluster"
 
 
 def fixture_text(name: str) -> str:
-    """A real captured output (copied from ../shared/fixtures/gluster/)."""
+    """A real captured output (tests/fixtures/gluster/, copied from the shared capture)."""
     return (FIXTURES / name).read_text()
 
 

