@@ -125,8 +125,71 @@ def _callbacks(pair: PairConfig) -> tuple[Any, Any]:
     return deadline, failure
 
 
-def build_sync_dag(pair: PairConfig, site: SiteConfig) -> DAG:
-    """One pair's DAG (see DESIGN.md "One sync run")."""
+@dataclass(frozen=True)
+class SyncEndpoints:
+    """Where one sync cycle runs: the engine and its domain, the geo-rep session, the nodes, the pool.
+
+    A pair's own cycle (:func:`pair_endpoints`) goes primary -> secondary; the failback runs the same cycle
+    the other way (secondary engine and volume -> primary volume) with its own endpoints.
+    """
+
+    ovirt_conn_id: str
+    storage_domain: str
+    master_volume: str
+    master_ssh_conn_id: str
+    slave_host: str
+    slave_volume: str
+    slave_user: str
+    slave_ssh_conn_id: str
+    mount_root: str
+    pool: str
+
+
+def pair_endpoints(pair: PairConfig, site: SiteConfig) -> SyncEndpoints:
+    return SyncEndpoints(
+        ovirt_conn_id=site.ovirt_conn_id,
+        storage_domain=pair.storage_domain,
+        master_volume=pair.master_volume,
+        master_ssh_conn_id=pair.gluster_ssh_conn_id,
+        slave_host=pair.slave_host,
+        slave_volume=pair.slave_volume,
+        slave_user=pair.slave_user,
+        slave_ssh_conn_id=pair.slave_ssh_conn_id,
+        mount_root=pair.mount_root,
+        pool=pool_name(pair),
+    )
+
+
+@dataclass(frozen=True)
+class SyncCycle:
+    """The tasks of one sync cycle, for wiring: it starts at ``first`` and is done when ``audit`` and
+    ``merge`` are (the merge runs whatever failed before it)."""
+
+    first: list[Any]
+    preflight: Any
+    audit: Any
+    merge: Any
+
+
+def add_sync_cycle(
+    pair: PairConfig,
+    ends: SyncEndpoints,
+    *,
+    outlets: list[Asset] | None = None,
+    snapshot_label: str | None = None,
+    gate: Any = None,
+    always: TriggerRule = TriggerRule.ALL_DONE,
+    checkpoint_timeout: timedelta | None = None,
+    poll_interval: timedelta | None = None,
+    faulty_grace: timedelta | None = None,
+) -> SyncCycle:
+    """One sync cycle's tasks (DESIGN.md "One sync run", steps 1-9) in the current DAG or task group.
+
+    ``pair`` gives the VM-side settings (consistency groups, exclusions, concurrency, timeouts, audit);
+    ``ends`` where it runs. ``snapshot_label`` tells this cycle's snapshots from another cycle's of the same
+    run (the failback runs several). With a ``gate`` task, it runs first and the always-run steps (stop,
+    merge) also wait for it with ``always``: a skipped gate (a dry run) then skips the whole cycle.
+    """
     from ovirt_dr.operators.gluster import (
         GlusterGeoRepCheckpointOperator,
         GlusterGeoRepPreflightOperator,
@@ -138,23 +201,111 @@ def build_sync_dag(pair: PairConfig, site: SiteConfig) -> DAG:
         OvirtMergeSnapshotsOperator,
         OvirtSnapshotVmsOperator,
         OvirtSyncPreflightOperator,
-        OvirtSyncReportOperator,
         OvirtUpdateOvfStoreOperator,
     )
     from ovirt_dr.sensors.gluster import GlusterGeoRepCheckpointSensor
 
-    deadline, failure = _callbacks(pair)
     session = {
-        "master_volume": pair.master_volume,
-        "slave_host": pair.slave_host,
-        "slave_volume": pair.slave_volume,
-        "slave_user": pair.slave_user,
+        "master_volume": ends.master_volume,
+        "slave_host": ends.slave_host,
+        "slave_volume": ends.slave_volume,
+        "slave_user": ends.slave_user,
     }
-    gluster = {**session, "mount_root": pair.mount_root}
-    pool = pool_name(pair)
+    gluster = {**session, "mount_root": ends.mount_root}
     # Config values given to template fields (the oVirt operators template their connection id, domain,
     # volume and label) are literals: Jinja never renders them, whatever they hold.
-    conn_id = literal(site.ovirt_conn_id)
+    conn_id = literal(ends.ovirt_conn_id)
+    preflight = OvirtSyncPreflightOperator(
+        task_id="preflight_engine",
+        ovirt_conn_id=conn_id,
+        storage_domain=literal(ends.storage_domain),
+        master_volume=literal(ends.master_volume),
+        merge_timeout_s=pair.merge_timeout.total_seconds(),
+        multiple_outputs=True,
+    )
+    preflight_georep = GlusterGeoRepPreflightOperator(
+        task_id="preflight_georep", ssh_conn_id=ends.master_ssh_conn_id, **gluster
+    )
+    ovf = OvirtUpdateOvfStoreOperator(
+        task_id="update_ovf_store",
+        ovirt_conn_id=conn_id,
+        sd_id=preflight.output["sd_id"],
+        timeout_s=pair.ovf_timeout.total_seconds(),
+    )
+    snapshot = OvirtSnapshotVmsOperator(
+        task_id="snapshot_vms",
+        ovirt_conn_id=conn_id,
+        storage_domain=literal(ends.storage_domain),
+        sd_id=preflight.output["sd_id"],
+        consistency_groups=pair.consistency_groups,
+        exclude_vms=pair.exclude_vms,
+        concurrency=pair.snapshot_concurrency,
+        timeout_s=pair.snapshot_timeout.total_seconds(),
+        execution_timeout=pair.snapshot_timeout * 2,
+        description_label=snapshot_label,
+    )
+    checkpoint = GlusterGeoRepCheckpointOperator(
+        task_id="checkpoint_and_start", ssh_conn_id=ends.master_ssh_conn_id, pool=ends.pool, **gluster
+    )
+    wait = GlusterGeoRepCheckpointSensor(
+        task_id="wait_for_checkpoint",
+        ssh_conn_id=ends.master_ssh_conn_id,
+        checkpoint=checkpoint.output,
+        checkpoint_timeout=checkpoint_timeout or pair.checkpoint_timeout,
+        faulty_grace=faulty_grace or pair.faulty_grace,
+        poll_interval=poll_interval or pair.poll_interval,
+        pool=ends.pool,
+        retries=0,
+        **session,
+    )
+    stop = GlusterGeoRepStopOperator(
+        task_id="stop_georep",
+        ssh_conn_id=ends.master_ssh_conn_id,
+        trigger_rule=always,
+        pool=ends.pool,
+        **gluster,
+    )
+    cleanup = GlusterReplicaCleanupOperator(
+        task_id="cleanup_replica",
+        ssh_conn_id=ends.slave_ssh_conn_id,
+        sd_id=preflight.output["sd_id"],
+        snapshots=snapshot.output,
+        **gluster,
+    )
+    audit = GlusterReplicaAuditOperator(
+        task_id="audit_replica",
+        ssh_conn_id=ends.slave_ssh_conn_id,
+        master_ssh_conn_id=ends.master_ssh_conn_id,
+        sd_id=preflight.output["sd_id"],
+        snapshots=snapshot.output,
+        checkpoint=checkpoint.output,
+        audit_mode=pair.audit.mode,
+        sample_blocks=pair.audit.sample_blocks,
+        block_size=pair.audit.block_size_kib * 1024,
+        outlets=list(outlets or []),
+        **gluster,
+    )
+    merge = OvirtMergeSnapshotsOperator(
+        task_id="merge_snapshots",
+        ovirt_conn_id=conn_id,
+        storage_domain=literal(ends.storage_domain),
+        timeout_s=pair.merge_timeout.total_seconds(),
+        trigger_rule=always,
+    )
+    [preflight, preflight_georep] >> ovf >> snapshot >> checkpoint >> wait >> stop >> cleanup >> audit
+    audit >> merge
+    snapshot >> merge
+    if gate is not None:
+        gate >> [preflight, preflight_georep]
+        gate >> [stop, merge]
+    return SyncCycle(first=[preflight, preflight_georep], preflight=preflight, audit=audit, merge=merge)
+
+
+def build_sync_dag(pair: PairConfig, site: SiteConfig) -> DAG:
+    """One pair's DAG (see DESIGN.md "One sync run")."""
+    from ovirt_dr.operators.ovirt import OvirtSyncReportOperator
+
+    deadline, failure = _callbacks(pair)
     dag = DAG(
         dag_id=pair.dag_id,
         # Registered only through the DAG file's globals: a DAG whose build or check failed half-way must
@@ -178,93 +329,16 @@ def build_sync_dag(pair: PairConfig, site: SiteConfig) -> DAG:
         on_failure_callback=failure,
     )
     with dag:
-        preflight = OvirtSyncPreflightOperator(
-            task_id="preflight_engine",
-            ovirt_conn_id=conn_id,
-            storage_domain=literal(pair.storage_domain),
-            master_volume=literal(pair.master_volume),
-            merge_timeout_s=pair.merge_timeout.total_seconds(),
-            multiple_outputs=True,
-        )
-        preflight_georep = GlusterGeoRepPreflightOperator(
-            task_id="preflight_georep", ssh_conn_id=pair.gluster_ssh_conn_id, **gluster
-        )
-        ovf = OvirtUpdateOvfStoreOperator(
-            task_id="update_ovf_store",
-            ovirt_conn_id=conn_id,
-            sd_id=preflight.output["sd_id"],
-            timeout_s=pair.ovf_timeout.total_seconds(),
-        )
-        snapshot = OvirtSnapshotVmsOperator(
-            task_id="snapshot_vms",
-            ovirt_conn_id=conn_id,
-            storage_domain=literal(pair.storage_domain),
-            sd_id=preflight.output["sd_id"],
-            consistency_groups=pair.consistency_groups,
-            exclude_vms=pair.exclude_vms,
-            concurrency=pair.snapshot_concurrency,
-            timeout_s=pair.snapshot_timeout.total_seconds(),
-            execution_timeout=pair.snapshot_timeout * 2,
-        )
-        checkpoint = GlusterGeoRepCheckpointOperator(
-            task_id="checkpoint_and_start", ssh_conn_id=pair.gluster_ssh_conn_id, pool=pool, **gluster
-        )
-        wait = GlusterGeoRepCheckpointSensor(
-            task_id="wait_for_checkpoint",
-            ssh_conn_id=pair.gluster_ssh_conn_id,
-            checkpoint=checkpoint.output,
-            checkpoint_timeout=pair.checkpoint_timeout,
-            faulty_grace=pair.faulty_grace,
-            poll_interval=pair.poll_interval,
-            pool=pool,
-            retries=0,
-            **session,
-        )
-        stop = GlusterGeoRepStopOperator(
-            task_id="stop_georep",
-            ssh_conn_id=pair.gluster_ssh_conn_id,
-            trigger_rule=TriggerRule.ALL_DONE,
-            pool=pool,
-            **gluster,
-        )
-        cleanup = GlusterReplicaCleanupOperator(
-            task_id="cleanup_replica",
-            ssh_conn_id=pair.slave_ssh_conn_id,
-            sd_id=preflight.output["sd_id"],
-            snapshots=snapshot.output,
-            **gluster,
-        )
-        audit = GlusterReplicaAuditOperator(
-            task_id="audit_replica",
-            ssh_conn_id=pair.slave_ssh_conn_id,
-            master_ssh_conn_id=pair.gluster_ssh_conn_id,
-            sd_id=preflight.output["sd_id"],
-            snapshots=snapshot.output,
-            checkpoint=checkpoint.output,
-            audit_mode=pair.audit.mode,
-            sample_blocks=pair.audit.sample_blocks,
-            block_size=pair.audit.block_size_kib * 1024,
-            outlets=[recovery_point_asset(pair)],
-            **gluster,
-        )
-        merge = OvirtMergeSnapshotsOperator(
-            task_id="merge_snapshots",
-            ovirt_conn_id=conn_id,
-            storage_domain=literal(pair.storage_domain),
-            timeout_s=pair.merge_timeout.total_seconds(),
-            trigger_rule=TriggerRule.ALL_DONE,
-        )
+        cycle = add_sync_cycle(pair, pair_endpoints(pair, site), outlets=[recovery_point_asset(pair)])
         report = OvirtSyncReportOperator(
             task_id="report",
-            ovirt_conn_id=conn_id,
+            ovirt_conn_id=literal(site.ovirt_conn_id),
             sd_id="{{ ti.xcom_pull(task_ids='preflight_engine', key='sd_id') or '' }}",
             pair_label=literal(pair.label),
             trigger_rule=TriggerRule.ALL_DONE,
             retries=1,
         )
-        [preflight, preflight_georep] >> ovf >> snapshot >> checkpoint >> wait >> stop >> cleanup >> audit
-        audit >> merge >> report
-        snapshot >> merge
+        cycle.merge >> report
     return dag
 
 

@@ -162,6 +162,8 @@ class OvirtSnapshotVmsOperator(_OvirtOperator):
     :param exclude_vms: VM names never snapshotted.
     :param concurrency: snapshots in flight at once outside the groups.
     :param timeout_s: how long one snapshot may take to become ``ok``.
+    :param description_label: set when one run makes several cycles (the failback): each cycle's
+        snapshots get their own description, so a later cycle never takes an earlier one's for its own.
     """
 
     template_fields: Sequence[str] = ("storage_domain", "sd_id", "ovirt_conn_id")
@@ -176,9 +178,15 @@ class OvirtSnapshotVmsOperator(_OvirtOperator):
         concurrency: int = 8,
         timeout_s: float = 1800,
         poll_s: float = 1.0,
+        description_label: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if description_label is not None and not (
+            description_label and all(c.isascii() and (c.isalnum() or c in "._-") for c in description_label)
+        ):
+            raise ValueError(f"description_label {description_label!r}: ASCII letters, digits, '._-' only")
+        self.description_label = description_label
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         self.storage_domain = storage_domain
@@ -191,7 +199,8 @@ class OvirtSnapshotVmsOperator(_OvirtOperator):
 
     def run(self, context: Context) -> dict[str, Any]:
         hook = self.hook
-        description = dr_snapshot_description(self.dag_id, context["run_id"])
+        run = context["run_id"] + (f":{self.description_label}" if self.description_label else "")
+        description = dr_snapshot_description(self.dag_id, run)
         listed = [vm for vm in hook.vms_on_domain(self.storage_domain) if vm.name not in self.exclude_vms]
         on_domain = hook.disks_on_domain([vm.id for vm in listed], self.sd_id)
         vms = {vm.name: vm for vm in listed if on_domain[vm.id]}
