@@ -36,6 +36,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ovirt_dr.config import PairConfig, SiteConfig, load_sync_config, parse_duration
+from ovirt_dr.drill_config import DrillConfig
 from ovirt_dr.failback_config import FailbackConfig, ReverseSessionConfig
 from ovirt_dr.mapping import Direction, DrMapping, ImportStorage, MappingError, load_mapping, sides
 
@@ -81,6 +82,8 @@ class RecoveryConfig(BaseModel):
     #: dr_failback / dr_cleanup_primary (``ovirt_dr.failback_config``): the reverse geo-rep session, the cycles
     reverse_session: ReverseSessionConfig = Field(default_factory=ReverseSessionConfig)
     failback: FailbackConfig = Field(default_factory=FailbackConfig)
+    #: dr_drill (``ovirt_dr.drill_config``): the sync DAG's pause, the copy's name, the checks' bounds
+    drill: DrillConfig = Field(default_factory=DrillConfig)
 
     @field_validator("tier_timeout", "import_timeout", "lease_wait", "probe_timeout", mode="before")
     @classmethod
