@@ -195,6 +195,7 @@ class Api:
         # disks, templates
         a("GET", "/disks", self.list_disks)
         a("GET", "/disks/{d}", self.get_disk)
+        a("DELETE", "/disks/{d}", self.remove_disk)
         a("GET", "/templates", self.list_templates)
         a("GET", "/templates/{t}", self.get_template)
         # storage domains
@@ -746,6 +747,10 @@ class Api:
 
     def get_disk(self, req: Request) -> Response:
         return xml(200, render.document(self.r.disk(self.e.get("disks", req.params[0]))))
+
+    def remove_disk(self, req: Request) -> Response:
+        self.e.remove_disk(req.params[0])
+        return xml(200, render.action())
 
     def list_templates(self, req: Request) -> Response:
         items = sorted(self.e.s["templates"].values(), key=lambda t: t["name"])

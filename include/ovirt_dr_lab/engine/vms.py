@@ -103,14 +103,52 @@ class VmsMixin(JobsMixin):
         )
 
     def stop_vm(self, vm_id: str, verb: str) -> None:
+        """``stop`` powers off (also a VM that is powering down: the engine's way out of a hung shutdown);
+        ``shutdown`` asks the guest, only from up, and takes the ``shutdown`` latency."""
         with self.lock:
             vm = self.get("vms", vm_id)
-            if vm["status"] in {"down", "powering_down"}:
+            if vm["status"] == "down" or (verb == "shutdown" and vm["status"] == "powering_down"):
                 raise conflict(f"Cannot {verb} VM. VM {vm['name']} is not running")
             vm["status"] = "powering_down"
             self.save()
-        self.sched.call_later(self.latency.get("stop", 0.3), lambda: self._set_vm_status(vm_id, "down"))
+        delay = self.latency.get(verb, self.latency.get("stop", 0.3))
+        self.sched.call_later(delay, lambda: self._set_vm_status(vm_id, "down", {"powering_down"}))
         self.add_event(f"VM {vm['name']} is down.", code=61, vm_id=vm_id)
+
+    def remove_disk(self, disk_id: str) -> None:
+        """``DELETE /disks/{id}``: a floating disk; its image is deleted when its domain is active here.
+
+        Refused for a disk a VM or template uses. A disk whose storage domain this engine no longer has
+        (left behind by a detach or removal) is only dropped from the inventory: there is no storage left
+        to touch, and the files on the volume are never reached through a domain that is not attached.
+        """
+        with self.lock:
+            disk = self.get("disks", disk_id)
+            users = [
+                o["name"]
+                for coll in ("vms", "templates")
+                for o in self.s[coll].values()
+                if disk_id in o.get("disk_ids", [])
+            ]
+            if users:
+                raise conflict(
+                    f"Cannot remove Virtual Disk. Disk {disk['alias']} is in use by {', '.join(users)}"
+                )
+            sd = self.s["storage_domains"].get(disk.get("sd_id") or "")
+            has_image = disk.get("storage_type", "image") != "lun" and sd is not None
+            if has_image and sd.get("status") != "active":
+                raise conflict(
+                    f"Cannot remove Virtual Disk. Storage Domain {sd['name']} is {display(sd.get('status') or 'unattached')}"
+                )
+            self.s["disks"].pop(disk_id)
+            self._drop_snapshots_of_disk(disk_id)
+            self.save()
+        if has_image:
+            try:
+                self.storage(disk["sd_id"]).delete_image(disk_id)
+            except (StorageError, KeyError, SiteError) as exc:
+                log.warning("removing disk %s: %s", disk["alias"], exc)
+        self.add_event(f"Disk {disk['alias']} was successfully removed.", code=2014)
 
     def freeze(self, vm_id: str, action: str) -> None:
         with self.lock:
