@@ -179,6 +179,8 @@ class Api:
         a("GET", "/vms/{vm}/diskattachments", self.list_disk_attachments)
         a("GET", "/vms/{vm}/diskattachments/{d}", self.get_disk_attachment)
         a("GET", "/vms/{vm}/nics", self.list_nics)
+        a("GET", "/vms/{vm}/nics/{n}", self.get_nic)
+        a("PUT", "/vms/{vm}/nics/{n}", self.update_nic)
         a("GET", "/vms/{vm}/affinitylabels", self.list_vm_affinity_labels)
         a("GET", "/vms/{vm}/permissions", self.list_vm_permissions)
         a("GET", "/vms/{vm}/permissions/{p}", self.get_vm_permission)
@@ -640,6 +642,19 @@ class Api:
     def list_nics(self, req: Request) -> Response:
         vm = self.e.get("vms", req.params[0])
         return xml(200, render.collection("nics", [self.r.nic(n, vm["id"]) for n in vm.get("nics", [])]))
+
+    def get_nic(self, req: Request) -> Response:
+        nic = self.e.vm_nic(req.params[0], req.params[1])
+        return xml(200, render.document(self.r.nic(nic, req.params[0])))
+
+    def update_nic(self, req: Request) -> Response:
+        """PUT a vNIC: ``plugged`` and ``linked`` (what ``VmNicService.update`` sends to (un)plug a vNIC)."""
+        body = req.parsed()
+        if not isinstance(body, T.Nic):
+            raise EngineFault(400, "Request syntactically incorrect: expected a <nic>", reason="Bad Request")
+        nic = self.e.update_nic(req.params[0], req.params[1], plugged=body.plugged, linked=body.linked)
+        with self.e.lock:
+            return xml(200, render.document(self.r.nic(nic, req.params[0])))
 
     def list_vm_affinity_labels(self, req: Request) -> Response:
         vm = self.e.get("vms", req.params[0])

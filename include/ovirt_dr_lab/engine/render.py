@@ -387,8 +387,8 @@ class Renderer:
             name=n["name"],
             mac=T.Mac(address=n.get("mac", "")),
             interface=T.NicInterface.VIRTIO,
-            linked=True,
-            plugged=pid is not None,
+            linked=n.get("linked", True),
+            plugged=n.get("plugged", pid is not None),
             vnic_profile=ref(T.VnicProfile, pid, href("vnicprofiles", pid)) if pid else None,
             vm=ref(T.Vm, vm_id, href("vms", vm_id)),
         )

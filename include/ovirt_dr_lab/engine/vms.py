@@ -12,7 +12,7 @@ import random
 import threading
 from typing import Any
 
-from ovirt_dr_lab.engine.common import MAX_WRITES, EngineFault, conflict, display, now_iso
+from ovirt_dr_lab.engine.common import MAX_WRITES, EngineFault, conflict, display, not_found, now_iso
 from ovirt_dr_lab.engine.jobs import JobsMixin
 from ovirt_dr_lab.engine.site import SiteError
 from ovirt_dr_lab.engine.storage import StorageError
@@ -158,6 +158,27 @@ class VmsMixin(JobsMixin):
             self.freeze_log.append(
                 {"time": now_iso(), "vm_id": vm_id, "vm_name": vm["name"], "action": action}
             )
+
+    def vm_nic(self, vm_id: str, nic_id: str) -> dict[str, Any]:
+        vm = self.get("vms", vm_id)
+        nic = next((n for n in vm.get("nics", []) if n["id"] == nic_id), None)
+        if nic is None:
+            raise not_found()
+        return nic
+
+    def update_nic(
+        self, vm_id: str, nic_id: str, plugged: bool | None, linked: bool | None
+    ) -> dict[str, Any]:
+        """(Un)plug or (un)link a vNIC, as ``PUT /vms/{vm}/nics/{nic}`` does; on a running VM that is a hot
+        (un)plug, which the engine allows too. A vNIC without the key keeps its earlier rendering."""
+        with self.lock:
+            nic = self.vm_nic(vm_id, nic_id)
+            if plugged is not None:
+                nic["plugged"] = bool(plugged)
+            if linked is not None:
+                nic["linked"] = bool(linked)
+            self.save()
+            return dict(nic)
 
     def remove_vm(self, vm_id: str, detach_only: bool) -> None:
         with self.lock:
