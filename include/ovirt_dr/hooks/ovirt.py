@@ -10,20 +10,25 @@ engine's own faults (``ovirtsdk4.Error`` with ``.fault``) reach the task log unc
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
 
+# Moved to ovirt_dr.dr_snapshots (the DR snapshot policy); re-exported here while callers move over.
+from ovirt_dr.dr_snapshots import (  # noqa: F401
+    DR_SNAPSHOT_PREFIX,
+    dr_snapshot_description,
+    is_dr_snapshot,
+)
+from ovirt_dr.waiting import polls
+
 if TYPE_CHECKING:
     import ovirtsdk4
     import ovirtsdk4.types as otypes
 
-#: Every DR snapshot's description starts with this, then the DAG id and the run id.
-DR_SNAPSHOT_PREFIX = "ovirt-dr"
 #: oVirt audit log code of "OVF_STORE updated" (AuditLogType.UPDATE_OVF_FOR_STORAGE_DOMAIN... user-triggered).
 OVF_UPDATED_EVENT_CODE = 199
 
@@ -38,14 +43,14 @@ def _as_bool(value: Any) -> bool:
     return bool(value)
 
 
-def dr_snapshot_description(dag_id: str, run_id: str) -> str:
-    """The description that marks a snapshot as this run's: a retry finds and reuses it."""
-    return f"{DR_SNAPSHOT_PREFIX}:{dag_id}:{run_id}"
+def enum_value(value: Any) -> Any:
+    """An SDK enum's value (``SnapshotStatus.OK`` -> ``"ok"``); anything else (None, a string) as it is."""
+    return getattr(value, "value", value)
 
 
-def is_dr_snapshot(description: str | None, dag_id: str) -> bool:
-    """True for any DR snapshot of this DAG (any run): what preflight and merge clean up."""
-    return bool(description) and description.startswith(f"{DR_SNAPSHOT_PREFIX}:{dag_id}:")
+def status_of(obj: Any, attr: str = "status") -> str | None:
+    """``obj.<attr>`` of an SDK object as its plain value (``vm.status`` -> ``"up"``); None if unset."""
+    return enum_value(getattr(obj, attr, None))
 
 
 class OvirtHook(BaseHook):
@@ -353,16 +358,10 @@ class OvirtHook(BaseHook):
             out[vm_id] = sorted(disks, key=lambda d: d.id)
         return out
 
-    def vm_disks_on_domain(self, vm_id: str, sd_id: str) -> list[otypes.Disk]:
-        return self.disks_on_domain([vm_id], sd_id)[vm_id]
-
     def get_disks(self, disk_ids: list[str]) -> dict[str, otypes.Disk]:
         disks = self.system.disks_service()
         answers = self.gather(lambda d=d: disks.disk_service(d).get(wait=False) for d in disk_ids)
         return dict(zip(disk_ids, answers, strict=True))
-
-    def get_disk(self, disk_id: str) -> otypes.Disk:
-        return self.get_disks([disk_id])[disk_id]
 
     def freeze(self, vm_id: str) -> None:
         self.system.vms_service().vm_service(vm_id).freeze_filesystems()
@@ -374,9 +373,6 @@ class OvirtHook(BaseHook):
     def snapshots_of(self, vm_ids: list[str]) -> dict[str, list[otypes.Snapshot]]:
         answers = self.gather(lambda v=v: self._vm(v).snapshots_service().list(wait=False) for v in vm_ids)
         return dict(zip(vm_ids, answers, strict=True))
-
-    def snapshots(self, vm_id: str) -> list[otypes.Snapshot]:
-        return self.snapshots_of([vm_id])[vm_id]
 
     def get_snapshots(self, refs: list[tuple[str, str]]) -> dict[tuple[str, str], otypes.Snapshot | None]:
         """``(vm_id, snapshot_id)`` -> the snapshot, or ``None`` once it is gone (404)."""
@@ -412,12 +408,6 @@ class OvirtHook(BaseHook):
         service = self.system.vms_service().vm_service(vm_id).snapshots_service()
         return service.add(snap, wait=wait)
 
-    def get_snapshot(self, vm_id: str, snapshot_id: str) -> otypes.Snapshot | None:
-        return self.get_snapshots([(vm_id, snapshot_id)])[(vm_id, snapshot_id)]
-
-    def snapshot_disks(self, vm_id: str, snapshot_id: str) -> list[otypes.Disk]:
-        return self.snapshot_disks_of([(vm_id, snapshot_id)])[(vm_id, snapshot_id)]
-
     def remove_snapshot(self, vm_id: str, snapshot_id: str) -> None:
         """Start the live merge; the engine answers at once and the snapshot is gone when GET gives 404.
 
@@ -426,27 +416,105 @@ class OvirtHook(BaseHook):
         """
         self._vm(vm_id).snapshots_service().snapshot_service(snapshot_id).remove()
 
-    def wait_snapshot(
-        self, vm_id: str, snapshot_id: str, timeout: float, poll: float = 1.0
-    ) -> otypes.Snapshot:
-        """Wait until the snapshot is ``ok``; fail fast when the engine marks it failed or it vanishes."""
-        deadline = time.monotonic() + timeout
-        while True:
-            snap = self.get_snapshot(vm_id, snapshot_id)
-            if snap is None:
-                raise OvirtError(f"snapshot {snapshot_id} of VM {vm_id} disappeared while being created")
-            status = snap.snapshot_status.value if snap.snapshot_status else None
-            if status == "ok":
-                return snap
-            if status not in (None, "locked", "in_preview"):
-                raise OvirtError(f"snapshot {snapshot_id} of VM {vm_id} ended {status}")
-            if time.monotonic() > deadline:
-                raise OvirtError(f"snapshot {snapshot_id} of VM {vm_id} still {status} after {timeout:.0f}s")
-            time.sleep(poll)
+    # -- waiting (one batched read per poll, whatever the number of objects) --------------------------
+    def wait_snapshots_ok(
+        self, refs: Iterable[tuple[str, str]], timeout: float, poll: float = 1.0
+    ) -> dict[tuple[str, str], str]:
+        """Wait until every snapshot ``(vm_id, snapshot_id)`` is ``ok``; return why for those that are not.
 
-    def wait_snapshot_gone(self, vm_id: str, snapshot_id: str, timeout: float, poll: float = 1.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.get_snapshot(vm_id, snapshot_id) is not None:
-            if time.monotonic() > deadline:
-                raise OvirtError(f"snapshot {snapshot_id} of VM {vm_id} still present after {timeout:.0f}s")
-            time.sleep(poll)
+        A snapshot the engine marks anything but ``locked``/``ok`` (or that vanishes) is given up at once,
+        the others are still waited for; at the deadline the rest are reported with their last status.
+        Empty when all are ok.
+        """
+        pending = dict.fromkeys(refs, "locked")
+        failed: dict[tuple[str, str], str] = {}
+        for _ in polls(timeout, poll):
+            for ref, snap in self.get_snapshots(list(pending)).items():
+                status = status_of(snap, "snapshot_status") if snap is not None else None
+                if snap is None:
+                    failed[ref] = "disappeared while being created"
+                elif status not in ("ok", "locked", None):
+                    failed[ref] = f"ended {status}"
+                elif status != "ok":
+                    pending[ref] = status or "locked"
+                    continue
+                pending.pop(ref)
+            if not pending:
+                break
+        else:
+            failed.update({ref: f"still {status} after {timeout:.0f}s" for ref, status in pending.items()})
+        return failed
+
+    def wait_snapshots_gone(
+        self, refs: Iterable[tuple[str, str]], timeout: float, poll: float = 1.0
+    ) -> list[tuple[str, str]]:
+        """Wait until every snapshot ``(vm_id, snapshot_id)`` is gone (merged); return those still there."""
+        left = list(refs)
+        for _ in polls(timeout, poll):
+            if left:
+                left = [ref for ref, snap in self.get_snapshots(left).items() if snap is not None]
+            if not left:
+                break
+        return left
+
+    def wait_event(
+        self, code: int, sd_id: str, after_id: int, timeout: float, poll: float = 2.0
+    ) -> otypes.Event | None:
+        """The first event ``code`` about storage domain ``sd_id`` newer than ``after_id``, or None at the
+        deadline (how the engine says an asynchronous domain operation such as an OVF update is done)."""
+        for _ in polls(timeout, poll):
+            for event in self.events_since(after_id):
+                if event.code == code and event.storage_domain and event.storage_domain.id == sd_id:
+                    return event
+        return None
+
+    def wait_attached_domain(
+        self,
+        dc_id: str,
+        sd_id: str,
+        want: str,
+        timeout: float,
+        poll: float = 2.0,
+        on_status: Callable[[str | None], None] | None = None,
+    ) -> str | None:
+        """Wait until the domain, as data center ``dc_id`` sees it, is ``want`` (e.g. ``active``).
+
+        ``on_status`` is called with every other status read, so a caller can act on one (activate a
+        domain found in maintenance). Returns the last status: ``want``, or what it still was at the deadline.
+        """
+        service = (
+            self.system.data_centers_service()
+            .data_center_service(dc_id)
+            .storage_domains_service()
+            .storage_domain_service(sd_id)
+        )
+        status = None
+        for _ in polls(timeout, poll):
+            status = status_of(service.get())
+            if status == want:
+                break
+            if on_status is not None:
+                on_status(status)
+        return status
+
+    def wait_vms(
+        self, vm_ids: Iterable[str], want: str, passing: Collection[str], timeout: float, poll: float = 2.0
+    ) -> dict[str, tuple[str | None, otypes.Vm | None]]:
+        """Wait until each VM is ``want`` or has left the ``passing`` states (one list request per poll).
+
+        Returns per VM its status and the VM as last read: ``want``; a status outside ``passing`` (it went
+        elsewhere, None: gone); or, at the deadline, the ``passing`` status it was still in.
+        """
+        pending = list(dict.fromkeys(vm_ids))
+        out: dict[str, tuple[str | None, Any]] = {}
+        for _ in polls(timeout, poll):
+            current = {vm.id: vm for vm in self.system.vms_service().list()}
+            for vm_id in list(pending):
+                vm = current.get(vm_id)
+                status = status_of(vm) if vm is not None else None
+                out[vm_id] = (status, vm)
+                if status == want or status not in passing:
+                    pending.remove(vm_id)
+            if not pending:
+                break
+        return out

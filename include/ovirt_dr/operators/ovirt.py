@@ -13,22 +13,19 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from ovirt_dr.hooks.ovirt import (
-    OVF_UPDATED_EVENT_CODE,
-    OvirtError,
-    OvirtHook,
+from ovirt_dr.dr_snapshots import (
+    SnapshotDisk,
+    SnapshotSet,
+    SnapshotVm,
     dr_snapshot_description,
-    is_dr_snapshot,
+    merge_dr_snapshots,
 )
+from ovirt_dr.hooks.ovirt import OVF_UPDATED_EVENT_CODE, OvirtError, OvirtHook
+from ovirt_dr.hooks.ovirt import status_of as _status
 from ovirt_dr.operators.base import HookClosingOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-
-def _status(obj: Any, attr: str = "status") -> str | None:
-    value = getattr(obj, attr, None)
-    return value.value if value is not None and hasattr(value, "value") else value
 
 
 class _OvirtOperator(HookClosingOperator):
@@ -127,21 +124,12 @@ class OvirtUpdateOvfStoreOperator(_OvirtOperator):
             self.sd_id,
             OVF_UPDATED_EVENT_CODE,
         )
-        while True:
-            for event in hook.events_since(last):
-                if (
-                    event.code == OVF_UPDATED_EVENT_CODE
-                    and event.storage_domain
-                    and event.storage_domain.id == self.sd_id
-                ):
-                    waited = time.monotonic() - started
-                    self.log.info("OVF_STORE written after %.1fs: %s", waited, event.description)
-                    return {"event_id": int(event.id), "seconds": round(waited, 3)}
-            if time.monotonic() - started > self.timeout_s:
-                raise OvirtError(
-                    f"OVF_STORE of {self.sd_id} not reported written within {self.timeout_s:.0f}s"
-                )
-            time.sleep(self.poll_s)
+        event = hook.wait_event(OVF_UPDATED_EVENT_CODE, self.sd_id, last, self.timeout_s, self.poll_s)
+        if event is None:
+            raise OvirtError(f"OVF_STORE of {self.sd_id} not reported written within {self.timeout_s:.0f}s")
+        waited = time.monotonic() - started
+        self.log.info("OVF_STORE written after %.1fs: %s", waited, event.description)
+        return {"event_id": int(event.id), "seconds": round(waited, 3)}
 
 
 class OvirtSnapshotVmsOperator(_OvirtOperator):
@@ -214,7 +202,7 @@ class OvirtSnapshotVmsOperator(_OvirtOperator):
         self.log.info(
             "%d VM(s) with disks on %s; snapshot description %r", len(vms), self.storage_domain, description
         )
-        results: dict[str, dict[str, Any]] = {}
+        results: dict[str, SnapshotVm] = {}
         in_group: set[str] = set()
         for index, group in enumerate(self.consistency_groups):
             in_group.update(group)
@@ -223,9 +211,9 @@ class OvirtSnapshotVmsOperator(_OvirtOperator):
         for start in range(0, len(rest), self.concurrency):
             batch = rest[start : start + self.concurrency]
             self._snapshot_batch(batch, disks, description, results, group=None)
-        out = [results[n] for n in sorted(results)]
-        self.log.info("Snapshotted %d VM(s), %d disk(s)", len(out), sum(len(r["disks"]) for r in out))
-        return {"description": description, "vms": out}
+        out = SnapshotSet(description, tuple(results[n] for n in sorted(results)))
+        self.log.info("Snapshotted %d VM(s), %d disk(s)", len(out.vms), len(out.frozen))
+        return out.to_xcom()
 
     def _snapshot_group(
         self,
@@ -284,22 +272,14 @@ class OvirtSnapshotVmsOperator(_OvirtOperator):
         for vm, snap in zip(new, created, strict=True):
             pending[vm.id] = snap.id
             self.log.info("%s: snapshot %s requested", vm.name, snap.id)
-        deadline = time.monotonic() + self.timeout_s
-        done: list[tuple[str, str]] = []
-        while pending:
-            current = hook.get_snapshots([(v, s) for v, s in pending.items()])
-            for (vm_id, _), snap in current.items():
-                status = _status(snap, "snapshot_status") if snap else "gone"
-                if status == "ok":
-                    done.append((vm_id, pending.pop(vm_id)))
-                elif status not in ("locked", None):
-                    raise OvirtError(f"snapshot of {by_id[vm_id].name} ended {status}")
-            if pending:
-                if time.monotonic() > deadline:
-                    names = sorted(by_id[v].name for v in pending)
-                    raise OvirtError(f"snapshots of {names} not ok within {self.timeout_s:.0f}s")
-                time.sleep(self.poll_s)
-        self._record(done, by_id, disks, group, results)
+        refs = list(pending.items())
+        not_ok = hook.wait_snapshots_ok(refs, self.timeout_s, self.poll_s)
+        if not_ok:
+            raise OvirtError(
+                f"{len(not_ok)} snapshot(s) not ok: "
+                + "; ".join(f"{by_id[v].name} ({s}): {why}" for (v, s), why in sorted(not_ok.items()))
+            )
+        self._record(refs, by_id, disks, group, results)
 
     def _record(
         self,
@@ -307,7 +287,7 @@ class OvirtSnapshotVmsOperator(_OvirtOperator):
         by_id: dict[str, Any],
         disks: dict[str, list[Any]],
         group: int | None,
-        results: dict[str, Any],
+        results: dict[str, SnapshotVm],
     ) -> None:
         """Per disk: the frozen base (the snapshot's volume) and the new overlay (the disk's volume now)."""
         if not done:
@@ -324,62 +304,9 @@ class OvirtSnapshotVmsOperator(_OvirtOperator):
                 overlay = now[disk.id].image_id
                 if overlay == base[disk.id]:
                     raise OvirtError(f"disk {disk.id} of {vm.name}: the snapshot made no new volume")
-                out.append({"disk_id": disk.id, "base_volume": base[disk.id], "overlay_volume": overlay})
+                out.append(SnapshotDisk(disk.id, base[disk.id], overlay))
             self.log.info("%s: snapshot %s ok, %d disk(s)", vm.name, snap_id, len(out))
-            results[vm.name] = {
-                "vm_id": vm.id,
-                "vm_name": vm.name,
-                "snapshot_id": snap_id,
-                "group": group,
-                "disks": out,
-            }
-
-
-def merge_dr_snapshots(
-    hook: OvirtHook, storage_domain: str, dag_id: str, timeout_s: float, log: Any, poll_s: float = 1.0
-) -> list[str]:
-    """Remove every DR snapshot of this pair on the domain's VMs and wait until each is gone.
-
-    Shared by the preflight (leftovers) and the merge step. Every removal is tried even when another
-    fails, the waits for them are batched; the failures are raised together at the end, so one stuck VM does
-    not keep the others' chains long.
-    """
-    vms = {vm.id: vm for vm in hook.vms_on_domain(storage_domain)}
-    targets = [
-        (vm_id, snap)
-        for vm_id, snaps in hook.snapshots_of(list(vms)).items()
-        for snap in snaps
-        if is_dr_snapshot(snap.description, dag_id)
-    ]
-    errors: list[str] = []
-    for vm_id, snap in targets:
-        if _status(snap, "snapshot_status") == "locked":
-            # still being created (a run that died mid-snapshot): it must be ok before it can be merged
-            try:
-                hook.wait_snapshot(vm_id, snap.id, timeout_s, poll_s)
-            except Exception as e:
-                errors.append(f"{vms[vm_id].name}/{snap.id}: {e}")
-    started = []
-    for vm_id, snap in targets:
-        log.info("Merging snapshot %s of %s (%s)", snap.id, vms[vm_id].name, snap.description)
-        try:
-            hook.remove_snapshot(vm_id, snap.id)
-            started.append((vm_id, snap.id))
-        except Exception as e:
-            errors.append(f"{vms[vm_id].name}/{snap.id}: {e}")
-    deadline = time.monotonic() + timeout_s
-    left = list(started)
-    while left:
-        current = hook.get_snapshots(left)
-        left = [ref for ref, snap in current.items() if snap is not None]
-        if left and time.monotonic() > deadline:
-            errors.extend(f"{vms[v].name}/{s}: still present after {timeout_s:.0f}s" for v, s in left)
-            break
-        if left:
-            time.sleep(poll_s)
-    if errors:
-        raise OvirtError(f"{len(errors)} DR snapshot(s) could not be merged: {errors}")
-    return [f"{vms[v].name}/{s}" for v, s in started]
+            results[vm.name] = SnapshotVm(vm.id, vm.name, snap_id, group, tuple(out))
 
 
 class OvirtMergeSnapshotsOperator(_OvirtOperator):

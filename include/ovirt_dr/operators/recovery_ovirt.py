@@ -35,6 +35,7 @@ from ovirt_dr.failover import (
     split_brain_verdict,
     split_shards,
 )
+from ovirt_dr.hooks.ovirt import status_of as _status
 from ovirt_dr.operators.recovery_base import (
     IMPORT_TASK,
     OUTCOMES_KEY,
@@ -61,11 +62,6 @@ if TYPE_CHECKING:
 FAILOVER_EVENT_BASE = 0x0D80000
 #: How many of a pair's newest asset events are scanned for a recovery point.
 EVENTS_SCANNED = 50
-
-
-def _status(obj: Any, attr: str = "status") -> str | None:
-    value = getattr(obj, attr, None)
-    return value.value if value is not None and hasattr(value, "value") else value
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -506,35 +502,33 @@ class OvirtImportDomainsOperator(RecoveryOperator):
                 else f"{status}: would activate, wait active"
             )
             return self._result(d, what)
-        deadline = time.monotonic() + self.cfg.import_timeout.total_seconds()
+        timeout = self.cfg.import_timeout.total_seconds()
         poll = self.poll_s if self.poll_s is not None else self.cfg.poll_interval.total_seconds()
         # After an attach the engine activates the domain by itself (locked -> maintenance -> activating ->
         # active); it is activated here only when it sits in maintenance (found so, or left there).
         just_attached = "attach" in " ".join(steps)
         in_maintenance_since: float | None = None
-        activated = False
-        while True:
-            status = _status(service.get())
-            if status == "active":
-                break
-            if status == "maintenance":
-                in_maintenance_since = in_maintenance_since or time.monotonic()
-                settled = not just_attached or time.monotonic() - in_maintenance_since > 10 * poll
-                if settled and not activated:
-                    self.log.info("%s is in maintenance: activating", name)
-                    try:
-                        service.activate()
-                    except ovirtsdk4.Error as e:  # it moved on by itself meanwhile (409): keep waiting
-                        self.log.info("Activate of %s refused (%s): waiting", name, fault_text(e))
-                    steps.append("activate")
-                    activated = True
-            else:
+
+        def activate_if_left_in_maintenance(status: str | None) -> None:
+            nonlocal in_maintenance_since
+            if status != "maintenance":
                 in_maintenance_since = None
-            if time.monotonic() > deadline:
-                raise RecoveryError(
-                    f"domain {name} still {status} in {dc_name} after {self.cfg.import_timeout.total_seconds():.0f}s"
-                )
-            time.sleep(poll)
+                return
+            in_maintenance_since = in_maintenance_since or time.monotonic()
+            settled = not just_attached or time.monotonic() - in_maintenance_since > 10 * poll
+            if settled and "activate" not in steps:
+                self.log.info("%s is in maintenance: activating", name)
+                try:
+                    service.activate()
+                except ovirtsdk4.Error as e:  # it moved on by itself meanwhile (409): keep waiting
+                    self.log.info("Activate of %s refused (%s): waiting", name, fault_text(e))
+                steps.append("activate")
+
+        status = self.target_hook.wait_attached_domain(
+            dc.id, sd_id, "active", timeout, poll, on_status=activate_if_left_in_maintenance
+        )
+        if status != "active":
+            raise RecoveryError(f"domain {name} still {status} in {dc_name} after {timeout:.0f}s")
         self.log.info("%s is active in %s", name, dc_name)
         return self._result(d, ", ".join([*steps, "active"]) if steps else "already active")
 
@@ -778,41 +772,34 @@ class OvirtStartVmsOperator(RecoveryOperator):
                 results[vid] = outcome(
                     vm["name"], vid, "start", "failed", f"start refused: {fault_text(value)}"
                 )
-        pending = {v["id"]: v for v in to_start + waiting if v["id"] not in results}
-        deadline = time.monotonic() + self.cfg.tier_timeout.total_seconds()
+        pending = [v for v in to_start + waiting if v["id"] not in results]
+        timeout = self.cfg.tier_timeout.total_seconds()
         poll = self.poll_s if self.poll_s is not None else self.cfg.poll_interval.total_seconds()
-        last: dict[str, str | None] = {}
-        while pending:
-            current = self._states()
-            for vid in list(pending):
-                found = current.get(vid)
-                status = _status(found) if found is not None else None
-                last[vid] = status
-                vm = pending[vid]
-                if status == "up":
-                    up_at = _iso(getattr(found, "start_time", None)) or now_utc().isoformat()
-                    how = "started, up" if vid in started_now else "was already running, up"
-                    results[vid] = outcome(
-                        vm["name"], vid, "start", "done" if vid in started_now else "skipped", how, up_at
-                    )
-                    pending.pop(vid)
-                    self.log.info("%s is up (tier %s)", vm["name"], tier)
-                elif status not in STARTED_STATES:
-                    results[vid] = outcome(vm["name"], vid, "start", "failed", f"went {status} instead of up")
-                    pending.pop(vid)
-            if not pending:
-                break
-            if time.monotonic() > deadline:
-                for vid, vm in pending.items():
-                    results[vid] = outcome(
-                        vm["name"],
-                        vid,
-                        "start",
-                        "failed",
-                        f"not up within tier_timeout {self.cfg.tier_timeout.total_seconds():.0f}s (still {last.get(vid)})",
-                    )
-                break
-            time.sleep(poll)
+        final = (
+            self.target_hook.wait_vms([v["id"] for v in pending], "up", STARTED_STATES, timeout, poll)
+            if pending
+            else {}
+        )
+        for vm in pending:
+            vid = vm["id"]
+            status, found = final[vid]
+            if status == "up":
+                up_at = _iso(getattr(found, "start_time", None)) or now_utc().isoformat()
+                how = "started, up" if vid in started_now else "was already running, up"
+                results[vid] = outcome(
+                    vm["name"], vid, "start", "done" if vid in started_now else "skipped", how, up_at
+                )
+                self.log.info("%s is up (tier %s)", vm["name"], tier)
+            elif status not in STARTED_STATES:
+                results[vid] = outcome(vm["name"], vid, "start", "failed", f"went {status} instead of up")
+            else:
+                results[vid] = outcome(
+                    vm["name"],
+                    vid,
+                    "start",
+                    "failed",
+                    f"not up within tier_timeout {timeout:.0f}s (still {status})",
+                )
         return [results[v["id"]] for v in vms]
 
 

@@ -114,10 +114,9 @@ def test_preflight_refuses_wrong_volume_and_cleans_leftovers(engine):
     )
     assert len(again["removed_leftovers"]) >= 6
     with OvirtHook("ovirt_test") as hook:
-        for vm in hook.vms_on_domain("data_gluster"):
-            assert [
-                s.description for s in hook.snapshots(vm.id) if (s.description or "").startswith("ovirt-dr")
-            ] == []
+        vms = hook.vms_on_domain("data_gluster")
+        for vm_id, snaps in hook.snapshots_of([vm.id for vm in vms]).items():
+            assert [s.description for s in snaps if (s.description or "").startswith("ovirt-dr")] == [], vm_id
 
 
 def test_unknown_domain_is_a_clear_error(engine):

@@ -7,7 +7,8 @@ from types import SimpleNamespace as NS
 
 import pytest
 
-from ovirt_dr.hooks.ovirt import OvirtError, dr_snapshot_description
+from ovirt_dr.dr_snapshots import dr_snapshot_description
+from ovirt_dr.hooks.ovirt import OvirtError, OvirtHook
 from ovirt_dr.operators.ovirt import OvirtMergeSnapshotsOperator, OvirtSnapshotVmsOperator
 
 SD = "sd-1"
@@ -79,8 +80,9 @@ class FakeOvirt:
         self.calls.append(("remove", vm_id, sid))
         self.snaps[vm_id] = [s for s in self.snaps[vm_id] if s.id != sid]
 
-    def wait_snapshot(self, vm_id, sid, timeout, poll=1.0):
-        return self.get_snapshot(vm_id, sid)
+    # the real hook's waits, reading this fake's snapshots
+    wait_snapshots_ok = OvirtHook.wait_snapshots_ok
+    wait_snapshots_gone = OvirtHook.wait_snapshots_gone
 
     def close(self):
         self.calls.append(("close",))

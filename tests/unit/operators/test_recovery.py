@@ -10,6 +10,7 @@ import ovirtsdk4
 import pytest
 import yaml
 
+from ovirt_dr.hooks.ovirt import OvirtHook
 from ovirt_dr.operators.recovery_base import OUTCOMES_KEY, RecoveryError, window
 from ovirt_dr.operators.recovery_gluster import GlusterMakeReplicaWritableOperator, split_path
 from ovirt_dr.operators.recovery_ovirt import (
@@ -84,6 +85,9 @@ class FakeEngine:
 
     def close(self):
         self.closed = True
+
+    # the real hook's wait, reading this fake's VMs
+    wait_vms = OvirtHook.wait_vms
 
     # the SDK's shape, only what the operators call
     @property
