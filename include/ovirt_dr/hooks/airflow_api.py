@@ -134,17 +134,21 @@ class AirflowApiHook(BaseHook):
             self.log.info("%s %s", "Paused" if paused else "Resumed", dag_id)
         return before
 
-    def active_runs(self, dag_id: str) -> list[str]:
-        """Run ids of ``dag_id`` that are queued or running (a paused DAG finishes the run it has)."""
+    def active_runs(self, dag_id: str, states: tuple[str, ...] = _ACTIVE) -> list[str]:
+        """Run ids of ``dag_id`` in ``states`` (default queued or running; a paused DAG finishes the run it
+        has, and starts no queued one until it is resumed)."""
         res = self._call(
             "GET", f"/api/v2/dags/{urllib.parse.quote(dag_id)}/dagRuns?limit=50&order_by=-start_date"
         )
-        return [r["dag_run_id"] for r in res.get("dag_runs", []) if r.get("state") in _ACTIVE]
+        return [r["dag_run_id"] for r in res.get("dag_runs", []) if r.get("state") in states]
 
-    def wait_idle(self, dag_id: str, timeout: float, poll: float = 5.0) -> None:
-        """Wait until ``dag_id`` has no queued or running run (after pausing it)."""
+    def wait_idle(
+        self, dag_id: str, timeout: float, poll: float = 5.0, states: tuple[str, ...] = _ACTIVE
+    ) -> None:
+        """Wait until ``dag_id`` has no run in ``states`` (after pausing it; ``("running",)``: a queued
+        run of a paused DAG waits for the resume and touches nothing meanwhile)."""
         deadline = time.monotonic() + timeout
-        while runs := self.active_runs(dag_id):
+        while runs := self.active_runs(dag_id, states):
             if time.monotonic() > deadline:
                 raise AirflowApiError(f"{dag_id} still has active run(s) {runs} after {timeout:.0f}s")
             self.log.info("Waiting for %s to finish %s", dag_id, runs)
