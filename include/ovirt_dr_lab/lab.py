@@ -175,6 +175,7 @@ def up(paths: LabPaths, *, no_engines: bool = False) -> dict[str, float]:
 
     t0 = time.monotonic()
     gluster.ensure_session(paths, state)
+    gluster.repair_replication()  # what a failed failover/failback test may have left
     step("georep session", t0)
 
     t0 = time.monotonic()
@@ -420,6 +421,14 @@ def status(paths: LabPaths) -> list[tuple[str, bool, str]]:
         drift = gluster.session_config_drift()
         detail = f"{gluster.SLAVE_URL} workers {workers}" + (f"; config changed: {drift}" if drift else "")
         rows.append(("geo-rep session", "Faulty" not in workers and not drift, detail))
+        flags = gluster.replication_drift()
+        rows.append(
+            (
+                "replication flags",
+                not flags,
+                "; ".join(flags) or f"{gluster.SLAVE} read-only, no reverse session",
+            )
+        )
     else:
         rows.append(("geo-rep session", False, "missing"))
     for name in ("sshd", "sshd-georep"):

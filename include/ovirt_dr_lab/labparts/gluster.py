@@ -48,8 +48,16 @@ GEOREP_CONFIG: tuple[tuple[str, str], ...] = (
 )
 
 
+#: The session ``dr_failback`` creates (secondary volume -> primary volume, on the mapping's primary address).
+REVERSE_URL = f"{SLAVE_HOST}::{MASTER}"
+
+
 def georep(*args: str, check: bool = True, timeout: float = 120):
     return gluster("volume", "geo-replication", MASTER, SLAVE_URL, *args, check=check, timeout=timeout)
+
+
+def reverse_georep(*args: str, check: bool = True, timeout: float = 120):
+    return gluster("volume", "geo-replication", SLAVE, REVERSE_URL, *args, check=check, timeout=timeout)
 
 
 # --- glusterd ---------------------------------------------------------------------------------------------
@@ -271,7 +279,67 @@ def georep_stop() -> None:
     georep("stop", "force", check=False)
 
 
+def reverse_session_exists() -> bool:
+    return reverse_georep("status", check=False).returncode == 0
+
+
+def delete_reverse_session() -> bool:
+    """Delete the failback's reverse session (a failed test may leave it), and the copies of its public key
+    that push-pem left in the geo-replication dir. Returns whether there was one."""
+    found = reverse_session_exists()
+    if found:
+        reverse_georep("stop", "force", check=False)
+        reverse_georep("delete", "reset-sync-time", check=False, timeout=120)
+        log(f"reverse geo-replication session {SLAVE} -> {REVERSE_URL} deleted")
+    for leftover in GEOREP_DIR.glob(f"{SLAVE}_{MASTER}_*"):
+        if leftover.is_file():
+            leftover.unlink()
+    return found
+
+
+def read_only(volume: str) -> str | None:
+    """``features.read-only`` of a volume as ``volume info`` shows it (None: not set)."""
+    proc = gluster("volume", "info", volume, "--xml", check=False)
+    try:
+        root = ET.fromstring(proc.stdout)
+    except ET.ParseError:
+        return None
+    for opt in root.iter("option"):
+        if opt.findtext("name") == "features.read-only":
+            return opt.findtext("value")
+    return None
+
+
+def replication_drift() -> list[str]:
+    """What a failed recovery test may leave: the reverse session, a writable slave, a read-only master."""
+    out = []
+    if reverse_session_exists():
+        out.append(f"reverse session {SLAVE} -> {REVERSE_URL} exists")
+    if read_only(SLAVE) != "on":
+        out.append(f"{SLAVE} is writable (features.read-only {read_only(SLAVE)})")
+    if read_only(MASTER) == "on":
+        out.append(f"{MASTER} is read-only")
+    return out
+
+
+def repair_replication() -> list[str]:
+    """``up`` after a failed failover/failback test: reverse session gone, slave read-only, master writable."""
+    done = []
+    if delete_reverse_session():
+        done.append("reverse session deleted")
+    if read_only(SLAVE) != "on":
+        gluster("volume", "set", SLAVE, "features.read-only", "on")
+        done.append(f"{SLAVE} read-only again")
+    if read_only(MASTER) == "on":
+        gluster("volume", "set", MASTER, "features.read-only", "off")
+        done.append(f"{MASTER} writable again")
+    for what in done:
+        log(f"repaired: {what}")
+    return done
+
+
 def delete_session(state: State) -> None:
+    delete_reverse_session()
     if session_exists():
         georep("stop", "force", check=False)
         georep("delete", "reset-sync-time", check=False, timeout=120)
