@@ -463,6 +463,11 @@ class PairConfig(_Model):
     def label(self) -> str:
         return f"{self.storage_domain}/{self.target}"
 
+    @property
+    def session(self) -> GeoRepSession:
+        """The pair's geo-replication session, as every Gluster operator and the sensor get it."""
+        return GeoRepSession(self.master_volume, self.slave_host, self.slave_volume, self.slave_user)
+
 
 def semantic_problems(pair: PairConfig) -> list[tuple[str, str]]:
     """``(field, message)`` for what is wrong with a pair whose fields are each valid on their own.
@@ -481,8 +486,8 @@ def semantic_problems(pair: PairConfig) -> list[tuple[str, str]]:
             if vm in pair.exclude_vms:
                 out.append(("consistency_groups", f"VM {vm!r} is also in exclude_vms"))
             seen.add(vm)
-    try:  # what every Gluster operator and the sensor build, with the same validation
-        GeoRepSession(pair.master_volume, pair.slave_host, pair.slave_volume, pair.slave_user)
+    try:  # what every Gluster operator and the sensor get, with the same validation
+        pair.session  # noqa: B018 (built for its validation)
     except ValueError as e:
         out.append(("slave_host", str(e)))
     for volume in (pair.master_volume, pair.slave_volume, f"{pair.slave_volume}-rw"):

@@ -1,23 +1,16 @@
 """Reading and fixing a storage domain's files on a Gluster node, over SSH: the replica-side logic.
 
 Pure helpers (meta parsing, OVF disk references, chain walking) plus ``DomainFiles``, which runs a few
-batched commands through a ``GlusterGeoRepHook`` so a domain of hundreds of volumes costs a handful of SSH
-round trips, not one per file. Used by the replica cleanup and audit operators, and by the failover.
+batched node-side readers (``ovirt_dr.node_readers``) through a node's ``GlusterNodeHook``, so a domain of
+hundreds of volumes costs a handful of SSH round trips, not one per file. Used by the replica cleanup and
+audit operators, and by the failover.
 
 Everything read from storage is hostile: a replica holds whatever geo-replication copied, and a master
-can be compromised. So:
-
-- nothing read from storage ever reaches a shell or a command line: the node-side readers are small
-  Python programs (``python3`` is on every Gluster node, gsyncd needs it) that take only validated paths
-  as ``argv`` and never pass a name they read to another program (the OVF_STORE tar is read with
-  ``tarfile``, not by running ``tar`` on member names: a member named ``--use-compress-program=...`` was a
-  command on the node);
-- their output is one JSON document (content base64): no file name or content can forge a record, as
-  ``### `` lines inside an OVF or a ``.meta`` did with the line framing;
-- ids are checked to be UUIDs (``\\Z``, not ``$``, which lets a trailing newline through) before they are
-  used in a path; only regular files count (a symlink on the replica is reported, never followed);
-  ``qemu-img check`` never opens a backing file named by a volume header (``json:`` spec with
-  ``"backing": null``) and refuses qcow2 images with an external data file.
+can be compromised. So nothing read from storage ever reaches a shell or a command line (the readers'
+discipline, see ``ovirt_dr.node_readers``); ids are checked to be UUIDs (``\\Z``, not ``$``, which lets a
+trailing newline through) before they are used in a path; only regular files count (a symlink on the
+replica is reported, never followed); ``qemu-img check`` never opens a backing file named by a volume
+header (``json:`` spec with ``"backing": null``) and refuses qcow2 images with an external data file.
 """
 
 from __future__ import annotations
@@ -31,10 +24,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ovirt_dr import node_readers as readers
 from ovirt_dr.gluster.names import validate_remote_path
 
 if TYPE_CHECKING:
-    from ovirt_dr.hooks.gluster import GlusterGeoRepHook
+    from ovirt_dr.hooks.node import GlusterNodeHook
 
 #: A lowercase UUID as oVirt writes ids. ``\Z``: ``$`` would accept a trailing newline.
 UUID_RE = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
@@ -149,178 +143,6 @@ def walk_chain(metas: dict[str, dict[str, str]], leaf: str) -> list[str]:
     return list(reversed(chain))
 
 
-# -- node-side readers ------------------------------------------------------------------------------
-# Python 3.6-compatible (EL8 nodes): no walrus, no capture_output. Each prints ONE JSON document. Paths
-# come only from argv; names read from storage are data, never arguments of another program.
-_PY_COMMON = r"""
-import base64, json, os, re, stat, sys
-UUID = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
-def kind(mode):
-    if stat.S_ISREG(mode): return "file"
-    if stat.S_ISLNK(mode): return "link"
-    if stat.S_ISDIR(mode): return "dir"
-    return "other"
-def read_small(path, limit):
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    with os.fdopen(fd, "rb") as f:
-        return f.read(limit + 1)
-"""
-
-_LIST_IMAGES = (
-    _PY_COMMON
-    + r"""
-root, limit, images = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-out = {}
-for img in images:
-    if not UUID.match(img):
-        sys.exit("not an image id: %r" % img)
-    d = os.path.join(root, "images", img)
-    try:
-        names = os.listdir(d)
-    except FileNotFoundError:
-        out[img] = None
-        continue
-    if len(names) > 10000:
-        sys.exit("image %s holds %d entries" % (img, len(names)))
-    entries = {}
-    for name in names:
-        p = os.path.join(d, name)
-        try:
-            st = os.lstat(p)
-        except OSError:
-            continue
-        e = {"type": kind(st.st_mode), "size": st.st_size}
-        if e["type"] == "file" and name.endswith(".meta") and st.st_size <= limit:
-            try:
-                e["content"] = base64.b64encode(read_small(p, limit)).decode("ascii")
-            except OSError as err:
-                e["error"] = str(err)
-        entries[name] = e
-    out[img] = entries
-sys.stdout.write(json.dumps(out))
-"""
-)
-
-_FIND_OVF_STORES = (
-    _PY_COMMON
-    + r"""
-root, limit = sys.argv[1], int(sys.argv[2])
-found = []
-try:
-    images = os.listdir(os.path.join(root, "images"))
-except FileNotFoundError:
-    images = []
-for img in sorted(images):
-    d = os.path.join(root, "images", img)
-    if not UUID.match(img) or kind(os.lstat(d).st_mode) != "dir":
-        continue
-    for name in sorted(os.listdir(d)):
-        if not (name.endswith(".meta") and UUID.match(name[:-5])):
-            continue
-        p = os.path.join(d, name)
-        st = os.lstat(p)
-        if kind(st.st_mode) != "file" or st.st_size > limit:
-            continue
-        data = read_small(p, limit)
-        if b"OVF_STORE" in data:
-            found.append({"image": img, "volume": name[:-5], "content": base64.b64encode(data).decode("ascii")})
-sys.stdout.write(json.dumps(found))
-"""
-)
-
-_READ_OVF_STORE = (
-    _PY_COMMON
-    + r"""
-import tarfile
-path, max_member, max_total = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-out = {"ovfs": {}, "other": [], "error": None}
-try:
-    st = os.lstat(path)
-    if kind(st.st_mode) != "file":
-        raise ValueError("the OVF_STORE volume is a %s, not a regular file" % kind(st.st_mode))
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    total = 0
-    with os.fdopen(fd, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
-        for n, m in enumerate(tar):
-            if n >= 100000:
-                raise ValueError("more than 100000 members")
-            name = m.name
-            if m.isfile() and name.endswith(".ovf") and UUID.match(name[:-4]):
-                if m.size > max_member:
-                    raise ValueError("member %r is %d bytes" % (name, m.size))
-                total += m.size
-                if total > max_total:
-                    raise ValueError("OVFs larger than %d bytes in all" % max_total)
-                out["ovfs"][name[:-4]] = base64.b64encode(tar.extractfile(m).read()).decode("ascii")
-            elif not (m.isfile() and name in ("info.json", "metadata.json")):
-                out["other"].append(name[:300])
-except (OSError, ValueError, tarfile.TarError, EOFError) as e:
-    out["error"] = "%s: %s" % (type(e).__name__, e)
-sys.stdout.write(json.dumps(out))
-"""
-)
-
-_QEMU_CHECK = (
-    _PY_COMMON
-    + r"""
-import struct, subprocess
-out = {}
-for p in sys.argv[1:]:
-    try:
-        st = os.lstat(p)
-        if kind(st.st_mode) != "file":
-            out[p] = [-1, "not a regular file (%s)" % kind(st.st_mode)]
-            continue
-        head = read_small(p, 104)
-        if head[:4] == b"QFI\xfb" and len(head) >= 80 and struct.unpack(">I", head[4:8])[0] >= 3:
-            if struct.unpack(">Q", head[72:80])[0] & 4:
-                out[p] = [-1, "qcow2 with an external data file: not an oVirt volume, not opened"]
-                continue
-        # json: spec with "backing": null: qemu-img never opens a backing file the header names
-        spec = "json:" + json.dumps({"driver": "qcow2", "file": {"driver": "file", "filename": p}, "backing": None})
-        r = subprocess.run(["qemu-img", "check", "--output=json", spec], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=3600)
-        out[p] = [r.returncode, (r.stdout + r.stderr).decode("utf-8", "replace")[-4000:]]
-    except Exception as e:
-        out[p] = [-1, "%s: %s" % (type(e).__name__, e)]
-sys.stdout.write(json.dumps(out))
-"""
-)
-
-_SAMPLED_DIGEST = (
-    _PY_COMMON
-    + r"""
-import hashlib, random
-block, count, seed = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-out = {}
-for path in sys.argv[4:]:
-    st = os.lstat(path)
-    if kind(st.st_mode) != "file":
-        out[path] = {"digest": None, "bytes": 0, "error": "not a regular file"}
-        continue
-    size = st.st_size
-    blocks = max(1, (size + block - 1) // block)
-    rng = random.Random(seed + os.path.basename(path))
-    picks = sorted(set([0, blocks - 1] + [rng.randrange(blocks) for _ in range(count)]))
-    h = hashlib.sha256()
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    with os.fdopen(fd, "rb") as f:
-        for b in picks:
-            f.seek(b * block)
-            h.update(f.read(block))
-    out[path] = {"digest": h.hexdigest(), "bytes": min(size, len(picks) * block)}
-sys.stdout.write(json.dumps(out))
-"""
-)
-
-
-def _json(text: str, what: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        raise ReplicaError(f"{what}: the node printed no JSON document: {show(text[-200:])}") from None
-
-
 def _b64(data: Any, what: str) -> bytes:
     if not isinstance(data, str):
         raise ReplicaError(f"{what}: no content")
@@ -354,15 +176,12 @@ class OvfStore:
 
 
 class DomainFiles:
-    """A storage domain directory (``<mount>/<sd_id>``) on a Gluster node, read through the SSH hook."""
+    """A storage domain directory (``<mount>/<sd_id>``) on a Gluster node, read through its node access."""
 
-    def __init__(self, hook: GlusterGeoRepHook, domain_dir: str) -> None:
-        self.hook = hook
+    def __init__(self, node: GlusterNodeHook, domain_dir: str) -> None:
+        self.node = node
         self.domain_dir = validate_remote_path(domain_dir.rstrip("/"), "storage domain directory")
         require_uuid(self.domain_dir.rsplit("/", 1)[-1], "storage domain id")
-
-    def _py(self, script: str, *args: str, timeout: float | None = None) -> str:
-        return self.hook.run(["python3", "-c", script, *args], timeout=timeout).stdout
 
     def path(self, image_id: str, name: str) -> str:
         """``<domain>/images/<image>/<name>``, for a UUID image and a volume file name only."""
@@ -378,7 +197,9 @@ class DomainFiles:
         out = {i: ImageFiles({}, {}, {}) for i in ids}
         if not ids:
             return out
-        listing = _json(self._py(_LIST_IMAGES, self.domain_dir, str(MAX_META_BYTES), *ids), "image listing")
+        listing = self.node.python_json(
+            readers.LIST_IMAGES, self.domain_dir, str(MAX_META_BYTES), *ids, what="image listing"
+        )
         if not isinstance(listing, dict):
             raise ReplicaError("image listing: not a mapping")
         for image in ids:
@@ -415,7 +236,9 @@ class DomainFiles:
 
     def newest_ovf_store(self) -> tuple[str, str, dict[str, Any]]:
         """``(image id, volume id, description)`` of the newest ``Updated`` OVF_STORE on this domain."""
-        found = _json(self._py(_FIND_OVF_STORES, self.domain_dir, str(MAX_META_BYTES)), "OVF_STORE search")
+        found = self.node.python_json(
+            readers.FIND_OVF_STORES, self.domain_dir, str(MAX_META_BYTES), what="OVF_STORE search"
+        )
         best: tuple[str, str, dict[str, Any]] | None = None
         for entry in found if isinstance(found, list) else []:
             if (
@@ -451,7 +274,9 @@ class DomainFiles:
         path = self.path(
             require_uuid(image_id, "OVF_STORE image id"), require_uuid(volume_id, "OVF_STORE volume id")
         )
-        res = _json(self._py(_READ_OVF_STORE, path, str(MAX_OVF_BYTES), str(MAX_STORE_BYTES)), "OVF_STORE")
+        res = self.node.python_json(
+            readers.READ_OVF_STORE, path, str(MAX_OVF_BYTES), str(MAX_STORE_BYTES), what="OVF_STORE"
+        )
         if not isinstance(res, dict):
             raise ReplicaError("OVF_STORE: not a mapping")
         if res.get("error"):
@@ -471,10 +296,6 @@ class DomainFiles:
         unexpected = [show(n) for n in res.get("other") or [] if n not in OVF_STORE_EXTRA_MEMBERS]
         return OvfStore(ovfs=ovfs, unexpected=unexpected)
 
-    def ovfs(self, image_id: str, volume_id: str) -> dict[str, str]:
-        """``entity id -> OVF XML`` of the OVF_STORE (members with other names are left out)."""
-        return self.ovf_store(image_id, volume_id).ovfs
-
     def qemu_check(self, paths: list[str]) -> dict[str, tuple[int, str]]:
         """``qemu-img check`` of each qcow2 volume: rc 0 clean, 3 leaked clusters only (harmless).
 
@@ -484,7 +305,7 @@ class DomainFiles:
             return {}
         for p in paths:
             validate_remote_path(p, "volume path")
-        res = _json(self._py(_QEMU_CHECK, *paths), "qemu-img check")
+        res = self.node.python_json(readers.QEMU_CHECK, *paths, what="qemu-img check")
         out: dict[str, tuple[int, str]] = {}
         for p in paths:
             entry = res.get(p) if isinstance(res, dict) else None
@@ -495,7 +316,7 @@ class DomainFiles:
         return out
 
     def sha256(self, paths: list[str]) -> dict[str, str]:
-        return self.hook.sha256sum(paths) if paths else {}
+        return self.node.sha256sum(paths) if paths else {}
 
     def sampled_digest(
         self, paths: list[str], block: int, count: int, seed: str
@@ -504,11 +325,11 @@ class DomainFiles:
             return {}
         for p in paths:
             validate_remote_path(p, "volume path")
-        res = _json(
-            self._py(_SAMPLED_DIGEST, str(int(block)), str(int(count)), str(seed), *paths), "sampled digest"
+        res = self.node.python_json(
+            readers.SAMPLED_DIGEST, str(int(block)), str(int(count)), str(seed), *paths, what="sampled digest"
         )
         return res if isinstance(res, dict) else {}
 
     def remove(self, paths: list[str]) -> None:
         if paths:
-            self.hook.remove_files(paths)
+            self.node.remove_files(paths)

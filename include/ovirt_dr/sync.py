@@ -46,6 +46,7 @@ from ovirt_dr.config import (
     SyncConfig,
     load_sync_config,
 )
+from ovirt_dr.gluster import GeoRepSession
 
 SYNC_TAGS = ["ovirt-dr", "sync"]
 #: Pairs one DAG file builds at most. Measured (``python -m bench P7``, 2 cores): 500 pairs import in
@@ -144,6 +145,11 @@ class SyncEndpoints:
     mount_root: str
     pool: str
 
+    @property
+    def session(self) -> GeoRepSession:
+        """The geo-replication session the cycle drives (what every Gluster operator and the sensor get)."""
+        return GeoRepSession(self.master_volume, self.slave_host, self.slave_volume, self.slave_user)
+
 
 def pair_endpoints(pair: PairConfig, site: SiteConfig) -> SyncEndpoints:
     return SyncEndpoints(
@@ -205,13 +211,8 @@ def add_sync_cycle(
     )
     from ovirt_dr.sensors.gluster import GlusterGeoRepCheckpointSensor
 
-    session = {
-        "master_volume": ends.master_volume,
-        "slave_host": ends.slave_host,
-        "slave_volume": ends.slave_volume,
-        "slave_user": ends.slave_user,
-    }
-    gluster = {**session, "mount_root": ends.mount_root}
+    session = ends.session
+    gluster = {"session": session, "mount_root": ends.mount_root}
     # Config values given to template fields (the oVirt operators template their connection id, domain,
     # volume and label) are literals: Jinja never renders them, whatever they hold.
     conn_id = literal(ends.ovirt_conn_id)
@@ -256,7 +257,7 @@ def add_sync_cycle(
         poll_interval=poll_interval or pair.poll_interval,
         pool=ends.pool,
         retries=0,
-        **session,
+        session=session,
     )
     stop = GlusterGeoRepStopOperator(
         task_id="stop_georep",

@@ -1,7 +1,8 @@
-"""GlusterGeoRepHook against the lab's real glusterd, geo-rep session and sshd (``ovirt-dr-lab up`` first).
+"""GlusterGeoRepHook and its node access (GlusterNodeHook) against the lab's real glusterd, geo-rep session
+and sshd (``ovirt-dr-lab up`` first).
 
-The hook reaches the node exactly as in production: an Airflow SSH connection (from the lab's env.json, host
-key pinned) and ``gluster`` commands. The session is shared with the other lab tests, so every test leaves
+The hooks reach the node exactly as in production: an Airflow SSH connection (from the lab's env.json, host
+key pinned), ``gluster`` and file commands; the async path (the trigger's) over asyncssh. The session is shared with the other lab tests, so every test leaves
 it as it found it (started or stopped).
 """
 
@@ -10,24 +11,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import shlex
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from airflow.providers.ssh.hooks.ssh import SSHHookAsync
 
 from ovirt_dr.gluster import (
     CommandTimeout,
     GeoRepSession,
     GeoRepStatus,
     SessionNotFound,
-    build_georep_cmd,
     build_volume_cmd,
-    classify_error,
     format_time,
-    parse_georep_status,
     parse_volume_info,
 )
 from ovirt_dr.hooks.gluster import GlusterGeoRepHook
@@ -99,8 +95,8 @@ def test_checkpoint_start_stop_cycle(hook, session, lab_env):
         assert abs(cp.epoch - time.time()) < 120, cp
         # a change after the checkpoint is required for it to complete (reference pitfall 4)
         marker = f"{lab_env['LAB_MASTER_MOUNT']}/.ovirt-dr-hook-test"
-        hook.write_file(marker, f"{cp.epoch}\n".encode())
-        hook.touch(lab_env["LAB_MASTER_MOUNT"])
+        hook.node.write_file(marker, f"{cp.epoch}\n".encode())
+        hook.node.touch(lab_env["LAB_MASTER_MOUNT"])
         assert hook.start(session) is True
         assert hook.start(session) is False  # already started: not an error
         status = _wait(
@@ -126,50 +122,57 @@ def test_checkpoint_start_stop_cycle(hook, session, lab_env):
             hook.stop(session)
 
 
+def _files(root: str | Path) -> dict[str, int]:
+    """Regular files under ``root`` with their sizes, read locally (the lab's node is this machine)."""
+    return {str(p.relative_to(root)): p.stat().st_size for p in Path(root).rglob("*") if p.is_file()}
+
+
 def test_mount_umount_slave(hook, lab_env, tmp_path):
+    node = hook.node
     mnt = str(tmp_path / "mnt" / "gvslave")
-    assert hook.is_mounted(mnt) is False
-    assert hook.mount(lab_env["LAB_SLAVE_VOLUME"], lab_env["LAB_GLUSTER_HOST"], mnt, read_only=True) is True
+    assert node.is_mounted(mnt) is False
+    assert node.mount(lab_env["LAB_SLAVE_VOLUME"], lab_env["LAB_GLUSTER_HOST"], mnt, read_only=True) is True
     try:
-        assert hook.is_mounted(mnt)
-        assert hook.mount_source(mnt) == f"{lab_env['LAB_GLUSTER_HOST']}:/{lab_env['LAB_SLAVE_VOLUME']}"
-        assert hook.mount(lab_env["LAB_SLAVE_VOLUME"], lab_env["LAB_GLUSTER_HOST"], mnt) is False
-        files = hook.list_files(mnt)
-        assert files == hook.list_files(lab_env["LAB_SLAVE_MOUNT"])  # the same volume as the lab's own mount
+        assert node.is_mounted(mnt)
+        assert node.mount_source(mnt) == f"{lab_env['LAB_GLUSTER_HOST']}:/{lab_env['LAB_SLAVE_VOLUME']}"
+        assert node.mount(lab_env["LAB_SLAVE_VOLUME"], lab_env["LAB_GLUSTER_HOST"], mnt) is False
+        files = _files(mnt)
+        assert files == _files(lab_env["LAB_SLAVE_MOUNT"])  # the same volume as the lab's own mount
         sample = sorted(files)[:3]
         if sample:
-            sums = hook.sha256sum([f"{mnt}/{p}" for p in sample])
+            sums = node.sha256sum([f"{mnt}/{p}" for p in sample])
             for p in sample:
                 assert sums[f"{mnt}/{p}"] == hashlib.sha256(Path(mnt, p).read_bytes()).hexdigest()
     finally:
-        assert hook.umount(mnt) is True
-    assert hook.umount(mnt) is False
-    assert hook.is_mounted(mnt) is False
+        assert node.umount(mnt) is True
+    assert node.umount(mnt) is False
+    assert node.is_mounted(mnt) is False
 
 
 def test_file_operations(hook, tmp_path):
+    node = hook.node
     d = tmp_path / "files"
     sub = d / "images" / "a b"
-    hook.run(["mkdir", "-p", "--", str(sub)])
+    node.run(["mkdir", "-p", "--", str(sub)])
     data = os.urandom(3 * 1024 * 1024 + 17) + b"\x00\n\\ end"
     target = str(sub / "vol.img")
-    hook.write_file(target, data)
+    node.write_file(target, data)
     assert Path(target).read_bytes() == data
-    assert hook.read_file(target) == data
-    hook.touch(str(d / "empty"))
+    assert node.exec_bytes(["cat", "--", target]) == (0, data, b"")  # binary, whole, over SSH
+    node.touch(str(d / "empty"))
     meta = str(d / "x.meta")
-    hook.write_file(meta, b"VOLTYPE=INTERNAL\nEOF\n")
+    node.write_file(meta, b"VOLTYPE=INTERNAL\nEOF\n")
     inode = Path(meta).stat().st_ino
-    hook.write_file(meta, b"VOLTYPE=LEAF\nEOF\n")  # rewritten in place: same inode (GFID on Gluster)
+    node.write_file(meta, b"VOLTYPE=LEAF\nEOF\n")  # rewritten in place: same inode (GFID on Gluster)
     assert Path(meta).stat().st_ino == inode and Path(meta).read_bytes() == b"VOLTYPE=LEAF\nEOF\n"
-    assert hook.list_files(str(d)) == {"images/a b/vol.img": len(data), "empty": 0, "x.meta": 17}
-    sums = hook.sha256sum([target, meta])
+    assert _files(d) == {"images/a b/vol.img": len(data), "empty": 0, "x.meta": 17}
+    sums = node.sha256sum([target, meta])
     assert sums == {
         target: hashlib.sha256(data).hexdigest(),
         meta: hashlib.sha256(b"VOLTYPE=LEAF\nEOF\n").hexdigest(),
     }
-    assert hook.remove_files([target, meta, str(d / "empty"), str(d / "never-existed")]) == 4
-    assert hook.list_files(str(d)) == {}
+    assert node.remove_files([target, meta, str(d / "empty"), str(d / "never-existed")]) == 4
+    assert _files(d) == {}
     assert sub.is_dir()  # rm -f never removes directories
 
 
@@ -182,22 +185,28 @@ def test_timeout_then_client_still_usable(hook):
 
 
 def test_async_path_of_the_trigger(lab_env, session, monkeypatch, tmp_path):
-    """The triggerer polls with SSHHookAsync + these pure functions (no GlusterGeoRepHook there)."""
+    """The triggerer's path: ``async_status`` on one asyncssh connection, the sync path's classification."""
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("AIRFLOW_CONN_GLUSTER_PRIMARY", lab_env["AIRFLOW_CONN_GLUSTER_PRIMARY"])
     missing = GeoRepSession(session.master_volume, session.slave_host, "nosuchvol")
+    hook = GlusterGeoRepHook(ssh_conn_id="gluster_primary")
 
-    async def poll() -> tuple[tuple[int, str, str], tuple[int, str, str]]:
-        h = SSHHookAsync(ssh_conn_id="gluster_primary")
-        ok = await h.run_command(
-            shlex.join(build_georep_cmd(session, "status", "detail", xml=True)), timeout=60
-        )
-        bad = await h.run_command(
-            shlex.join(build_georep_cmd(missing, "status", "detail", xml=True)), timeout=60
-        )
-        return ok, bad
+    async def poll() -> tuple[GeoRepStatus, GeoRepStatus, BaseException | None, object]:
+        try:
+            first = await hook.async_status(session)
+            conn = hook.node._async_conn
+            second = await hook.async_status(session)
+            try:
+                await hook.async_status(missing)
+                error = None
+            except SessionNotFound as e:
+                error = e
+            assert hook.node._async_conn is conn  # one connection for every status read
+            return first, second, error, conn
+        finally:
+            await hook.async_close()
 
-    (rc, out, _), (brc, bout, berr) = asyncio.run(poll())
-    assert rc == 0 and parse_georep_status(out).workers
-    error = classify_error(brc, bout, berr, build_georep_cmd(missing, "status", "detail", xml=True))
-    assert isinstance(error, SessionNotFound), (brc, bout, berr)
+    first, second, error, conn = asyncio.run(poll())
+    assert first.workers and second.workers and conn is not None
+    assert isinstance(error, SessionNotFound) and "nosuchvol" in str(error)
+    assert hook.node._async_conn is None

@@ -7,7 +7,9 @@ The argv is sent with ``shlex.join`` (one quoted word per argument), but every n
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ovirt_dr.gluster.names import is_ipv6, validate_host, validate_user, validate_volume_name
 
@@ -50,6 +52,30 @@ class GeoRepSession:
             )
         validate_volume_name(self.slave_volume, "slave volume name")
         validate_user(self.slave_user, "slave user")
+
+    def as_dict(self) -> dict[str, str]:
+        """The JSON form (a trigger's kwargs, XCom): the four fields by name."""
+        return {
+            "master_volume": self.master_volume,
+            "slave_host": self.slave_host,
+            "slave_volume": self.slave_volume,
+            "slave_user": self.slave_user,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GeoRepSession:
+        """The session from its JSON form, validated again (it may come from a serialized trigger)."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a geo-replication session must be a mapping, got {data!r}")
+        unknown = set(data) - {"master_volume", "slave_host", "slave_volume", "slave_user"}
+        if unknown:
+            raise ValueError(f"geo-replication session: unknown field(s) {sorted(unknown)}")
+        return cls(
+            master_volume=data.get("master_volume"),  # type: ignore[arg-type]
+            slave_host=data.get("slave_host"),  # type: ignore[arg-type]
+            slave_volume=data.get("slave_volume"),  # type: ignore[arg-type]
+            slave_user=data.get("slave_user", "root"),
+        )
 
     @property
     def slave(self) -> str:

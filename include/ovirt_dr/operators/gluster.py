@@ -11,12 +11,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from ovirt_dr.dr_snapshots import SnapshotSet
 from ovirt_dr.gluster import GeoRepSession
+from ovirt_dr.gluster.checkpoint import Checkpoint
 from ovirt_dr.hooks.gluster import GlusterGeoRepHook
+from ovirt_dr.hooks.node import GlusterNodeHook
 from ovirt_dr.operators.base import HookClosingOperator
 from ovirt_dr.replica import (
     VOLUME_FILE_RE,
@@ -38,52 +40,57 @@ class GeoRepError(RuntimeError):
 
 
 class _GlusterOperator(HookClosingOperator):
-    """Shared plumbing: the session, a lazily created hook on ``ssh_conn_id``, closed whatever happens."""
+    """Shared plumbing: the session, the node's access on ``ssh_conn_id`` (made on first use, closed
+    whatever happens) and the geo-rep commands on that same SSH client.
+
+    :param session: the geo-replication session. (``master_volume``, ``slave_host``, ``slave_volume`` and
+        ``slave_user`` give it field by field, while callers move over.)
+    :param mount_root: where volumes are mounted on the node, for one task at a time.
+    """
+
+    hook_attrs = ("node",)
 
     def __init__(
         self,
         *,
         ssh_conn_id: str,
-        master_volume: str,
-        slave_host: str,
-        slave_volume: str,
+        session: GeoRepSession | None = None,
+        master_volume: str | None = None,
+        slave_host: str | None = None,
+        slave_volume: str | None = None,
         slave_user: str = "root",
         mount_root: str = "/run/ovirt-dr/mnt",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.ssh_conn_id = ssh_conn_id
-        self.session = GeoRepSession(master_volume, slave_host, slave_volume, slave_user)
+        self.session = session or GeoRepSession(master_volume, slave_host, slave_volume, slave_user)  # type: ignore[arg-type]
         self.mount_root = mount_root.rstrip("/")
 
     @cached_property
-    def hook(self) -> GlusterGeoRepHook:
-        return GlusterGeoRepHook(ssh_conn_id=self.ssh_conn_id)
+    def node(self) -> GlusterNodeHook:
+        return GlusterNodeHook(ssh_conn_id=self.ssh_conn_id)
+
+    @cached_property
+    def georep(self) -> GlusterGeoRepHook:
+        return GlusterGeoRepHook(node=self.node)
 
     @contextmanager
     def mounted(
         self,
-        hook: GlusterGeoRepHook,
+        node: GlusterNodeHook,
         host: str,
         volume: str,
         read_only: bool = False,
         as_georep: bool = False,
     ) -> Iterator[str]:
-        """Mount ``host:/volume`` at ``<mount_root>/<volume>[-rw]`` on the node for the block, then unmount.
+        """``host:/volume`` mounted at ``<mount_root>/<volume>[-rw]`` on the node for the block.
 
-        A mount that was already there (an operator killed half-way) is reused and then unmounted too.
         ``as_georep`` mounts as geo-rep's own client, the only one a geo-rep slave lets write.
         """
         mountpoint = f"{self.mount_root}/{volume}{'-rw' if as_georep else ''}"
-        if not hook.is_mounted(mountpoint):
-            hook.mount(volume, host, mountpoint, read_only=read_only, as_georep=as_georep)
-        try:
-            yield mountpoint
-        finally:
-            try:
-                hook.umount(mountpoint)
-            except Exception:
-                self.log.warning("Could not unmount %s on the node", mountpoint, exc_info=True)
+        with node.mounted(volume, host, mountpoint, read_only=read_only, as_georep=as_georep) as mnt:
+            yield mnt
 
 
 class GlusterGeoRepPreflightOperator(_GlusterOperator):
@@ -93,7 +100,7 @@ class GlusterGeoRepPreflightOperator(_GlusterOperator):
     """
 
     def run(self, context: Context) -> dict[str, Any]:
-        status = self.hook.status(self.session)
+        status = self.georep.status(self.session)
         if not status.workers:
             raise GeoRepError(
                 f"geo-replication {self.session.master_volume} -> {self.session.slave} has no workers"
@@ -125,41 +132,23 @@ class GlusterGeoRepCheckpointOperator(_GlusterOperator):
         self.master_mount_host = master_mount_host
 
     def run(self, context: Context) -> dict[str, Any]:
-        hook = self.hook
-        checkpoint = hook.set_checkpoint(self.session)
+        checkpoint = self.georep.set_checkpoint(self.session)
         self.log.info("Checkpoint set at %s (epoch %d)", checkpoint.label, checkpoint.epoch)
-        with self.mounted(hook, self.master_mount_host, self.session.master_volume) as mnt:
-            hook.touch(mnt)
-            hook.touch(f"{mnt}/.ovirt-dr-checkpoint")
-        started = hook.start(self.session)
+        with self.mounted(self.node, self.master_mount_host, self.session.master_volume) as mnt:
+            self.node.touch(mnt)
+            self.node.touch(f"{mnt}/.ovirt-dr-checkpoint")
+        started = self.georep.start(self.session)
         self.log.info("Geo-replication %s", "started" if started else "was already running")
-        return {"epoch": checkpoint.epoch, "label": checkpoint.label}
+        return checkpoint.as_dict()
 
 
 class GlusterGeoRepStopOperator(_GlusterOperator):
     """Stop the session, so the replica is quiet while this run cleans and audits it. Idempotent."""
 
     def run(self, context: Context) -> dict[str, Any]:
-        stopped = self.hook.stop(self.session)
+        stopped = self.georep.stop(self.session)
         self.log.info("Geo-replication %s", "stopped" if stopped else "was already stopped")
         return {"stopped": stopped}
-
-
-def _frozen_disks(snapshots: Any) -> list[dict[str, str]]:
-    """The snapshot step's disks (``disk_id``, ``base_volume``), each id checked to be a UUID.
-
-    They come from the engine through XCom and end up in paths on the node: never trusted as they are.
-    """
-    disks = []
-    for vm in (snapshots or {}).get("vms", []):
-        for d in vm["disks"]:
-            disks.append(
-                {
-                    "disk_id": require_uuid(d.get("disk_id"), "disk id"),
-                    "base_volume": require_uuid(d.get("base_volume"), "base volume id"),
-                }
-            )
-    return disks
 
 
 class GlusterReplicaCleanupOperator(_GlusterOperator):
@@ -184,20 +173,19 @@ class GlusterReplicaCleanupOperator(_GlusterOperator):
 
     def run(self, context: Context) -> dict[str, Any]:
         require_uuid(self.sd_id, "storage domain id")
-        disks = _frozen_disks(self.snapshots)
-        hook = self.hook
+        frozen = SnapshotSet.from_xcom(self.snapshots).frozen
+        node = self.node
         removed: list[str] = []
         relinked = 0
         # geo-rep made the slave read-only for ordinary clients: write as geo-rep's own client
-        with self.mounted(hook, self.session.slave_host, self.session.slave_volume, as_georep=True) as mnt:
-            files = DomainFiles(hook, f"{mnt}/{self.sd_id}")
-            images = files.images(d["disk_id"] for d in disks)
-            for d in disks:
-                image = images[d["disk_id"]]
-                base = d["base_volume"]
+        with self.mounted(node, self.session.slave_host, self.session.slave_volume, as_georep=True) as mnt:
+            files = DomainFiles(node, f"{mnt}/{self.sd_id}")
+            images = files.images(frozen)
+            for disk_id, base in frozen.items():
+                image = images[disk_id]
                 if base not in image.metas:
                     raise ReplicaError(
-                        f"disk {d['disk_id']}: frozen base volume {base} is not on the replica "
+                        f"disk {disk_id}: frozen base volume {base} is not on the replica "
                         "(geo-replication did not deliver it)"
                     )
                 keep = set(walk_chain(image.metas, base))
@@ -207,16 +195,14 @@ class GlusterReplicaCleanupOperator(_GlusterOperator):
                 for name in image.sizes:
                     m = VOLUME_FILE_RE.match(name)
                     if m and m.group(1) not in keep:
-                        doomed.append(files.path(d["disk_id"], name))
+                        doomed.append(files.path(disk_id, name))
                 if doomed:
-                    self.log.info(
-                        "disk %s: removing %s", d["disk_id"], [p.rsplit("/", 1)[-1] for p in doomed]
-                    )
+                    self.log.info("disk %s: removing %s", disk_id, [p.rsplit("/", 1)[-1] for p in doomed])
                 files.remove(doomed)
                 removed.extend(doomed)
                 if image.metas[base].get("VOLTYPE") != "LEAF":
                     text = set_meta_key(image.raw_metas[base], "VOLTYPE", "LEAF")
-                    hook.write_file(files.path(d["disk_id"], f"{base}.meta"), text.encode())
+                    node.write_file(files.path(disk_id, f"{base}.meta"), text.encode())
                     relinked += 1
         self.log.info(
             "Replica cleanup: %d file(s) removed, %d base volume(s) made leaf again", len(removed), relinked
@@ -240,7 +226,7 @@ class GlusterReplicaAuditOperator(_GlusterOperator):
     """
 
     template_fields: Sequence[str] = ("sd_id", "snapshots", "checkpoint")
-    hook_attrs = ("hook", "master_hook")
+    hook_attrs = ("node", "master_node")
 
     def __init__(
         self,
@@ -268,18 +254,19 @@ class GlusterReplicaAuditOperator(_GlusterOperator):
         self.block_size = block_size
 
     @cached_property
-    def master_hook(self) -> GlusterGeoRepHook:
-        return GlusterGeoRepHook(ssh_conn_id=self.master_ssh_conn_id)
+    def master_node(self) -> GlusterNodeHook:
+        return GlusterNodeHook(ssh_conn_id=self.master_ssh_conn_id)
 
     def run(self, context: Context) -> dict[str, Any]:
         t0 = time.monotonic()
         require_uuid(self.sd_id, "storage domain id")
-        frozen = {d["disk_id"]: d["base_volume"] for d in _frozen_disks(self.snapshots)}
+        frozen = SnapshotSet.from_xcom(self.snapshots).frozen
+        checkpoint = Checkpoint.from_xcom(self.checkpoint)
         problems: list[str] = []
         with self.mounted(
-            self.hook, self.session.slave_host, self.session.slave_volume, read_only=True
+            self.node, self.session.slave_host, self.session.slave_volume, read_only=True
         ) as smnt:
-            replica = DomainFiles(self.hook, f"{smnt}/{self.sd_id}")
+            replica = DomainFiles(self.node, f"{smnt}/{self.sd_id}")
             store_image, store_vol, store_desc = replica.newest_ovf_store()
             store = replica.ovf_store(store_image, store_vol)
             ovfs = store.ovfs
@@ -339,9 +326,9 @@ class GlusterReplicaAuditOperator(_GlusterOperator):
             )
             replica_paths = [replica.path(i, v) for i, v in compare]
             with self.mounted(
-                self.master_hook, self.master_mount_host, self.session.master_volume, read_only=True
+                self.master_node, self.master_mount_host, self.session.master_volume, read_only=True
             ) as mmnt:
-                master = DomainFiles(self.master_hook, f"{mmnt}/{self.sd_id}")
+                master = DomainFiles(self.master_node, f"{mmnt}/{self.sd_id}")
                 master_paths = [master.path(i, v) for i, v in compare]
                 if self.audit_mode == "full":
                     r_sum, m_sum = replica.sha256(replica_paths), master.sha256(master_paths)
@@ -349,9 +336,7 @@ class GlusterReplicaAuditOperator(_GlusterOperator):
                     r_dig = [r_sum.get(p) for p in replica_paths]
                     m_dig = [m_sum.get(p) for p in master_paths]
                 else:
-                    seed = str(
-                        self.checkpoint.get("epoch") if isinstance(self.checkpoint, dict) else self.checkpoint
-                    )
+                    seed = str(checkpoint.epoch)
                     r_s = replica.sampled_digest(replica_paths, self.block_size, self.sample_blocks, seed)
                     m_s = master.sampled_digest(master_paths, self.block_size, self.sample_blocks, seed)
                     bytes_checked = sum(v["bytes"] for v in r_s.values())
@@ -366,13 +351,9 @@ class GlusterReplicaAuditOperator(_GlusterOperator):
             for p in problems:
                 self.log.error("Replica audit: %s", p)
             raise ReplicaError(f"replica audit found {len(problems)} problem(s); first: {problems[0]}")
-        cp = self.checkpoint or {}
-        recovery_point = (
-            datetime.fromtimestamp(int(cp["epoch"]), tz=UTC).isoformat() if cp.get("epoch") else None
-        )
         result = {
-            "recovery_point": recovery_point,
-            "checkpoint_label": cp.get("label"),
+            "recovery_point": checkpoint.recovery_point,
+            "checkpoint_label": checkpoint.label,
             "vms": len(ovfs),
             "volumes": len(compare),
             "qemu_checked": len(to_check),

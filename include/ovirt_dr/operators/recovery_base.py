@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from ovirt_dr.hooks.gluster import GlusterGeoRepHook
+from ovirt_dr.hooks.gluster import GlusterGeoRepHook, node_access
+from ovirt_dr.hooks.node import GlusterNodeHook
 from ovirt_dr.operators.base import HookClosingOperator
 from ovirt_dr.recovery_config import Recovery, load_recovery
 
@@ -140,7 +141,12 @@ class RecoveryOperator(HookClosingOperator):
 
     @cached_property
     def gluster(self) -> HookSet:
+        """One ``GlusterGeoRepHook`` per node connection; its ``.node`` is that node's access (same client)."""
         return HookSet(lambda conn_id: GlusterGeoRepHook(ssh_conn_id=conn_id))
+
+    def node(self, conn_id: str) -> GlusterNodeHook:
+        """The node access of ``conn_id`` (on the SSH client of ``self.gluster.get(conn_id)``)."""
+        return self.gluster.get(conn_id).node
 
     def plan(self, context: Context) -> dict[str, Any]:
         plan = context["ti"].xcom_pull(task_ids=self.plan_task_id)
@@ -154,18 +160,17 @@ class RecoveryOperator(HookClosingOperator):
 
 @contextmanager
 def mounted(
-    hook: GlusterGeoRepHook, host: str, volume: str, mountpoint: str, *, read_only: bool, log: Any
+    hook: GlusterGeoRepHook | GlusterNodeHook,
+    host: str,
+    volume: str,
+    mountpoint: str,
+    *,
+    read_only: bool,
+    log: Any = None,
 ) -> Iterator[str]:
-    """Mount ``host:/volume`` at ``mountpoint`` on the node for the block, then unmount (reused if there)."""
-    if not hook.is_mounted(mountpoint):
-        hook.mount(volume, host, mountpoint, read_only=read_only)
-    try:
-        yield mountpoint
-    finally:
-        try:
-            hook.umount(mountpoint)
-        except Exception:
-            log.warning("Could not unmount %s on the node", mountpoint, exc_info=True)
+    """``GlusterNodeHook.mounted`` of either hook's node access (``log`` is unused: the hook logs)."""
+    with node_access(hook).mounted(volume, host, mountpoint, read_only=read_only) as mnt:
+        yield mnt
 
 
 def window(calls: Sequence[tuple[str, Callable[[], Any]]], limit: int) -> dict[str, tuple[bool, Any]]:

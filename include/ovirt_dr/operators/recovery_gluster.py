@@ -8,18 +8,17 @@ reachable) and ``features.read-only off`` on the slave volume (through the slave
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ovirt_dr import node_readers as readers
 from ovirt_dr.failover import PlanError, parse_entity_ovf
 from ovirt_dr.gluster import GeoRepSession, SessionNotFound, build_georep_cmd, build_volume_set_cmd
+from ovirt_dr.hooks.gluster import node_access
 from ovirt_dr.operators.recovery_base import (
     WRITABLE_TASK,
     FailoverParams,
     RecoveryError,
     RecoveryOperator,
-    mounted,
 )
 from ovirt_dr.replica import DomainFiles, is_uuid, require_uuid, show
 
@@ -27,78 +26,12 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from ovirt_dr.hooks.gluster import GlusterGeoRepHook
+    from ovirt_dr.hooks.node import GlusterNodeHook
+
+#: The plan fields of a domain that name its geo-replication session (``GeoRepSession.as_dict()``).
+GEOREP_FIELDS = ("master_volume", "slave_host", "slave_volume", "slave_user")
 
 READ_ONLY = "features.read-only"
-
-# Node-side readers, in the discipline of ``ovirt_dr.replica``: Python (3.6-compatible), paths only from
-# argv, ONE JSON document out; what is read from storage is data, never an argument of another program.
-_PY_PRELUDE = r"""
-import json, os, re, stat, sys
-UUID = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
-def read_small(path, limit):
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    with os.fdopen(fd, "rb") as f:
-        return f.read(limit + 1)
-"""
-
-_READ_DOMAINS = (
-    _PY_PRELUDE
-    + r"""
-root = sys.argv[1]
-out = {}
-for name in sorted(os.listdir(root)):
-    if not UUID.match(name):
-        continue
-    md = os.path.join(root, name, "dom_md", "metadata")
-    try:
-        if not stat.S_ISREG(os.lstat(md).st_mode):
-            continue
-        data = read_small(md, 65536)
-    except OSError:
-        continue
-    keys = {}
-    for line in data[:65536].decode("utf-8", "replace").splitlines():
-        k, sep, v = line.partition("=")
-        if sep and k in ("SDUUID", "DESCRIPTION", "ROLE", "CLASS"):
-            keys[k] = v[:300]
-    out[name] = keys
-sys.stdout.write(json.dumps(out))
-"""
-)
-
-_READ_VM_STATUS = (
-    _PY_PRELUDE
-    + r"""
-import tarfile
-path = sys.argv[1]
-out = {"vm_status": None, "error": None}
-try:
-    if not stat.S_ISREG(os.lstat(path).st_mode):
-        raise ValueError("the OVF_STORE volume is not a regular file")
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    with os.fdopen(fd, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
-        for n, m in enumerate(tar):
-            if n >= 100000:
-                raise ValueError("more than 100000 members")
-            if m.name == "metadata.json" and m.isfile():
-                if m.size > 4 * 1024 * 1024:
-                    raise ValueError("metadata.json is %d bytes" % m.size)
-                doc = json.loads(tar.extractfile(m).read().decode("utf-8"))
-                out["vm_status"] = doc.get("VM Status") if isinstance(doc, dict) else None
-                break
-except (OSError, ValueError, tarfile.TarError, EOFError) as e:
-    out["error"] = "%s: %s" % (type(e).__name__, e)
-sys.stdout.write(json.dumps(out))
-"""
-)
-
-
-def _node_json(hook: GlusterGeoRepHook, script: str, *args: str) -> Any:
-    text = hook.run(["python3", "-c", script, *args]).stdout
-    try:
-        return json.loads(text)
-    except ValueError:
-        raise RecoveryError(f"a node-side reader printed no JSON: {show(text, 200)}") from None
 
 
 def split_path(path: str) -> tuple[str, str]:
@@ -110,7 +43,7 @@ def split_path(path: str) -> tuple[str, str]:
 
 
 def read_replica(
-    hook: GlusterGeoRepHook,
+    hook: GlusterNodeHook | GlusterGeoRepHook,
     *,
     slave_host: str,
     path: str,
@@ -123,15 +56,17 @@ def read_replica(
 
     Returns ``{"sd_id", "ovf_store": {image, volume, last_updated}, "entities": [parse_entity_ovf(...)],
     "vm_status": {...}, "unreadable": {entity id: why}}``. The domain is found by ``sd_id`` (the mapping's
-    ``dr_domain_id``) or else by its name in ``dom_md/metadata`` (vdsm's ``DESCRIPTION``).
+    ``dr_domain_id``) or else by its name in ``dom_md/metadata`` (vdsm's ``DESCRIPTION``). ``hook``: the
+    slave node's access (or a geo-rep hook on it).
     """
+    node = node_access(hook)
     volume, sub = split_path(path)
     if sd_id is not None:
         require_uuid(sd_id, "dr_domain_id")
     mountpoint = f"{mount_root.rstrip('/')}/{volume}-failover"
-    with mounted(hook, slave_host, volume, mountpoint, read_only=True, log=log) as mnt:
+    with node.mounted(volume, slave_host, mountpoint, read_only=True) as mnt:
         root = f"{mnt}{sub}"
-        found = _node_json(hook, _READ_DOMAINS, root)
+        found = node.python_json(readers.READ_DOMAINS, root, what="storage domains on the replica")
         domains = {d: md for d, md in (found if isinstance(found, dict) else {}).items() if is_uuid(d)}
         if sd_id:
             if sd_id not in domains:
@@ -152,13 +87,15 @@ def read_replica(
                     f"{slave_host}:{path} (found {seen}); set dr_domain_id in the mapping file"
                 )
             sd_id = named[0]
-        files = DomainFiles(hook, f"{root}/{sd_id}")
+        files = DomainFiles(node, f"{root}/{sd_id}")
         image, vol, desc = files.newest_ovf_store()
         store = files.ovf_store(image, vol)
         ovfs = store.ovfs
         if store.unexpected:
             log.warning("OVF_STORE of %s holds unexpected members: %s", source_name, store.unexpected[:20])
-        status_doc = _node_json(hook, _READ_VM_STATUS, files.path(image, vol))
+        status_doc = node.python_json(
+            readers.READ_VM_STATUS, files.path(image, vol), what="OVF_STORE metadata.json"
+        )
     if not isinstance(status_doc, dict):
         status_doc = {}
     if status_doc.get("error"):
@@ -182,9 +119,8 @@ def read_replica(
 
 
 def georep_session(domain: dict[str, Any]) -> GeoRepSession:
-    return GeoRepSession(
-        domain["master_volume"], domain["slave_host"], domain["slave_volume"], domain["slave_user"]
-    )
+    """The geo-rep session of a plan domain (its ``master_volume``, ``slave_host``, ... fields)."""
+    return GeoRepSession.from_dict({k: domain[k] for k in GEOREP_FIELDS})
 
 
 class GlusterMakeReplicaWritableOperator(RecoveryOperator):
@@ -248,7 +184,7 @@ class GlusterMakeReplicaWritableOperator(RecoveryOperator):
         elif dry_run:
             read_only = f"{before}: would run '{' '.join(set_cmd)}' via {domain['slave_ssh_conn_id']}"
         else:
-            slave.run(set_cmd)
+            slave.volume_set(domain["slave_volume"], READ_ONLY, "off")
             (after,) = slave.volume_info(domain["slave_volume"])
             now = after.options.get(READ_ONLY, "off")
             if now != "off":
@@ -262,15 +198,6 @@ class GlusterMakeReplicaWritableOperator(RecoveryOperator):
             "georep": georep,
             "read_only": read_only,
         }
-
-
-def volume_options(hook: GlusterGeoRepHook, volumes: Sequence[str]) -> dict[str, str | None]:
-    """``{volume: features.read-only}`` (for reports and tests)."""
-    out: dict[str, str | None] = {}
-    for v in volumes:
-        (info,) = hook.volume_info(v)
-        out[v] = info.options.get(READ_ONLY)
-    return out
 
 
 __all__ = ["WRITABLE_TASK", "GlusterMakeReplicaWritableOperator", "read_replica", "split_path"]

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from ovirt_dr.hooks.gluster import GlusterGeoRepHook
+from ovirt_dr.hooks.node import GlusterNodeHook
 
 pytestmark = pytest.mark.lab
 
@@ -17,7 +17,7 @@ def slave_hook(monkeypatch, tmp_path):
 
     env = load_lab_env()
     monkeypatch.setenv("AIRFLOW_CONN_GLUSTER_SECONDARY", env["AIRFLOW_CONN_GLUSTER_SECONDARY"])
-    with GlusterGeoRepHook(ssh_conn_id="gluster_secondary") as hook:
+    with GlusterNodeHook(ssh_conn_id="gluster_secondary") as hook:
         yield hook, env
 
 
@@ -35,7 +35,7 @@ def test_slave_is_read_only_but_the_georep_client_mount_writes(slave_hook, tmp_p
     hook.mount("gvslave", host, rw, as_georep=True)
     try:
         hook.write_file(f"{rw}/.ovirt-dr-probe", b"x")
-        assert hook.read_file(f"{rw}/.ovirt-dr-probe") == b"x"
+        assert hook.exec_bytes(["cat", "--", f"{rw}/.ovirt-dr-probe"])[1] == b"x"
         hook.remove_files([f"{rw}/.ovirt-dr-probe"])
     finally:
         assert hook.umount(rw)

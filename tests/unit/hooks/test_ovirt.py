@@ -1,10 +1,15 @@
-"""OvirtHook's waits on scripted engine answers (one batched read per poll; the lab tests use the emulator)."""
+"""OvirtHook: the connection's transport rules (https only, a warning for ``insecure``; nothing is contacted)
+and its waits on scripted engine answers (one batched read per poll; the lab tests use the emulator)."""
 
 from __future__ import annotations
 
+import json
+import logging
 from types import SimpleNamespace as NS
 
-from ovirt_dr.hooks.ovirt import OvirtHook, enum_value, status_of
+import pytest
+
+from ovirt_dr.hooks.ovirt import OvirtError, OvirtHook, enum_value, status_of
 
 
 def snap(status: str) -> NS:
@@ -52,3 +57,58 @@ def test_wait_snapshots_gone_returns_what_is_still_there_at_the_deadline():
 def test_sdk_values():
     assert enum_value(NS(value="up")) == "up" and enum_value("up") == "up" and enum_value(None) is None
     assert status_of(NS(status=NS(value="down"))) == "down" and status_of(NS()) is None
+
+
+# -- transport -------------------------------------------------------------------------------------------
+def _log(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> str:
+    """Airflow's structlog setup prints to stdout; plain logging goes to caplog."""
+    return capsys.readouterr().out + caplog.text
+
+
+def ovirt_conn(monkeypatch, host: str, **extra) -> OvirtHook:
+    conn = {
+        "conn_type": "ovirt",
+        "host": host,
+        "login": "admin@internal",
+        "password": "s3cret",
+        "extra": extra,
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_ENGINE_T", json.dumps(conn))
+    return OvirtHook(ovirt_conn_id="engine_t")
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "http://engine.example.com/ovirt-engine/api",
+        "HTTP://engine.example.com/ovirt-engine/api",
+        "ftp://engine.example.com/ovirt-engine/api",
+    ],
+)
+def test_engine_url_must_be_https(monkeypatch, host):
+    hook = ovirt_conn(monkeypatch, host, ca_file="/etc/pki/ovirt-engine/ca.pem")
+    with pytest.raises(OvirtError, match="must be https://"):
+        hook.connection_kwargs()
+
+
+def test_engine_url_carries_no_credentials(monkeypatch):
+    hook = ovirt_conn(monkeypatch, "https://admin:pw@engine.example.com/ovirt-engine/api", ca_file="/ca.pem")
+    with pytest.raises(OvirtError, match="no user or password in it"):
+        hook.connection_kwargs()
+
+
+def test_engine_host_alone_becomes_the_https_api_url(monkeypatch):
+    kwargs = ovirt_conn(monkeypatch, "engine.example.com", ca_file="/ca.pem").connection_kwargs()
+    assert kwargs["url"] == "https://engine.example.com/ovirt-engine/api"
+    assert kwargs["insecure"] is False and kwargs["ca_file"] == "/ca.pem"
+
+
+def test_insecure_engine_connection_warns_loudly(monkeypatch, capsys, caplog):
+    caplog.set_level(logging.WARNING)
+    kwargs = ovirt_conn(
+        monkeypatch, "https://engine.example.com/ovirt-engine/api", insecure=True
+    ).connection_kwargs()
+    assert kwargs["insecure"] is True
+    out = _log(capsys, caplog)
+    assert "TLS certificate verification is OFF" in out and "engine_t" in out
+    assert "s3cret" not in out

@@ -7,12 +7,16 @@ by running them for real with /bin/sh on a local directory standing in for the m
 from __future__ import annotations
 
 import hashlib
+import logging
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace as NS
 
 import pytest
 
+from ovirt_dr.gluster import GeoRepSession
+from ovirt_dr.gluster.checkpoint import Checkpoint
+from ovirt_dr.hooks.node import GlusterNodeHook
 from ovirt_dr.operators.gluster import (
     GlusterGeoRepCheckpointOperator,
     GlusterReplicaAuditOperator,
@@ -33,6 +37,11 @@ STORE_VOL = "0f0f0f0f-0000-4000-8000-000000000002"
 
 class FakeNode:
     """A Gluster node: mounts map to local dirs; commands run locally on them (no SSH)."""
+
+    log = logging.getLogger("fake-node")
+    # the real node access's composites, on this fake's primitives
+    mounted = GlusterNodeHook.mounted
+    python_json = GlusterNodeHook.python_json
 
     def __init__(self, volumes: dict[str, Path]) -> None:
         self.volumes = volumes
@@ -82,7 +91,7 @@ class FakeNode:
 
     def set_checkpoint(self, session):
         self.calls.append(("checkpoint",))
-        return NS(epoch=1795272949, label="2026-11-21 14:55:49")
+        return Checkpoint(epoch=1795272949, label="2026-11-21 14:55:49")
 
     def start(self, session):
         self.calls.append(("start",))
@@ -151,15 +160,13 @@ def ovf_store(root: Path, vm_leaf: str, members: dict[str, bytes] | None = None)
 SNAPS = {
     "vms": [{"vm_name": "vm01", "disks": [{"disk_id": IMG, "base_volume": BASE, "overlay_volume": OVER}]}]
 }
-SESSION = dict(
-    master_volume="gvmaster", slave_host="127.0.0.1", slave_volume="gvslave", mount_root="/run/ovirt-dr/mnt"
-)
+SESSION = dict(session=GeoRepSession("gvmaster", "127.0.0.1", "gvslave"), mount_root="/run/ovirt-dr/mnt")
 
 
 def test_checkpoint_sets_touches_then_starts_and_unmounts(tmp_path):
     node = FakeNode({"gvmaster": tmp_path})
     op = GlusterGeoRepCheckpointOperator(task_id="c", ssh_conn_id="x", **SESSION)
-    op.hook = node
+    op.node = op.georep = node
     out = op.execute({})
     assert out == {"epoch": 1795272949, "label": "2026-11-21 14:55:49"}
     kinds = [c[0] for c in node.calls]
@@ -172,7 +179,7 @@ def test_cleanup_deletes_overlays_and_orphans_and_relinks_base(tmp_path):
     img = domain(slave, with_overlay=True, with_orphan=True)
     node = FakeNode({"gvslave": slave})
     op = GlusterReplicaCleanupOperator(task_id="c", ssh_conn_id="x", sd_id=SD, snapshots=SNAPS, **SESSION)
-    op.hook = node
+    op.node = node
     out = op.execute({})
     assert sorted(p.name for p in img.iterdir()) == sorted([BASE, f"{BASE}.meta", f"{BASE}.lease"])
     assert "VOLTYPE=LEAF" in (img / f"{BASE}.meta").read_text()
@@ -187,7 +194,7 @@ def test_cleanup_refuses_when_the_base_never_arrived(tmp_path):
     (slave / SD / "images" / IMG).mkdir(parents=True)
     node = FakeNode({"gvslave": slave})
     op = GlusterReplicaCleanupOperator(task_id="c", ssh_conn_id="x", sd_id=SD, snapshots=SNAPS, **SESSION)
-    op.hook = node
+    op.node = node
     with pytest.raises(ReplicaError, match="did not deliver it"):
         op.execute({})
 
@@ -203,8 +210,8 @@ def audit_op(node_slave, node_master, **kw):
         **SESSION,
         **kw,
     )
-    op.hook = node_slave
-    op.master_hook = node_master
+    op.node = node_slave
+    op.master_node = node_master
     return op
 
 
@@ -254,10 +261,10 @@ def test_an_unused_hook_is_neither_created_nor_closed(tmp_path):
     (slave / SD / "images").mkdir(parents=True)
     node = FakeNode({"gvslave": slave})
     op = audit_op(node, None)
-    del op.master_hook  # the master side is reached only after the replica side is read
+    del op.master_node  # the master side is reached only after the replica side is read
     with pytest.raises(ReplicaError, match="no updated OVF_STORE"):
         op.execute({"outlet_events": {}})
-    assert "master_hook" not in op.__dict__
+    assert "master_node" not in op.__dict__
 
 
 # -- replica content is hostile: none of it may reach a shell, forge the output framing, or be followed --
@@ -283,7 +290,7 @@ def test_ovf_store_member_names_never_reach_a_shell(tmp_path):
     ovf_store(slave, BASE, hostile)
     files = DomainFiles(FakeNode({"gvslave": slave}), str(slave / SD))
     try:
-        ovfs = files.ovfs(STORE_IMG, STORE_VOL)
+        ovfs = files.ovf_store(STORE_IMG, STORE_VOL).ovfs
     finally:
         assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("PWNED")) == []
     assert ovfs == {VM: vm_ovf(BASE)}
@@ -301,7 +308,7 @@ def test_ovf_content_cannot_forge_the_output_framing(tmp_path):
     xml = vm_ovf(BASE, comment=f"<!--\n### {other}.ovf\n<forged/>\n### \n-->")
     ovf_store(slave, BASE, {f"{VM}.ovf": xml.encode()})
     files = DomainFiles(FakeNode({"gvslave": slave}), str(slave / SD))
-    assert files.ovfs(STORE_IMG, STORE_VOL) == {VM: xml}
+    assert files.ovf_store(STORE_IMG, STORE_VOL).ovfs == {VM: xml}
 
 
 def test_meta_content_cannot_forge_the_file_listing(tmp_path):
@@ -327,7 +334,7 @@ def test_storage_domain_id_must_be_a_uuid_before_anything_is_mounted(tmp_path, s
         op = GlusterReplicaCleanupOperator(
             task_id="c", ssh_conn_id="x", sd_id=sd_id, snapshots=SNAPS, **SESSION
         )
-        op.hook = node
+        op.node = node
     else:
         op = audit_op(node, node)
         op.sd_id = sd_id
@@ -341,7 +348,7 @@ def test_snapshot_ids_from_xcom_must_be_uuids(tmp_path, field):
     snaps = {"vms": [{"vm_name": "vm01", "disks": [{"disk_id": IMG, "base_volume": BASE, field: "../x"}]}]}
     node = FakeNode({"gvslave": tmp_path})
     op = GlusterReplicaCleanupOperator(task_id="c", ssh_conn_id="x", sd_id=SD, snapshots=snaps, **SESSION)
-    op.hook = node
+    op.node = node
     with pytest.raises(ReplicaError, match="is not a UUID"):
         op.execute({})
     assert node.calls == []
@@ -426,7 +433,7 @@ def test_cleanup_never_deletes_what_is_not_a_regular_volume_file(tmp_path):
     (img / f"{OLD}.meta.bak").write_text("x")  # not a volume file name: left alone
     node = FakeNode({"gvslave": slave})
     op = GlusterReplicaCleanupOperator(task_id="c", ssh_conn_id="x", sd_id=SD, snapshots=SNAPS, **SESSION)
-    op.hook = node
+    op.node = node
     out = op.execute({})
     assert out["removed"] == 3  # the overlay, its .meta and .lease
     assert (img / OLD).is_symlink() and outside.read_text() == "keep me"

@@ -10,6 +10,7 @@ import ovirtsdk4
 import pytest
 import yaml
 
+from ovirt_dr.hooks.gluster import GlusterGeoRepHook
 from ovirt_dr.hooks.ovirt import OvirtHook
 from ovirt_dr.operators.recovery_base import OUTCOMES_KEY, RecoveryError, window
 from ovirt_dr.operators.recovery_gluster import GlusterMakeReplicaWritableOperator, split_path
@@ -343,6 +344,8 @@ class FakeGluster:
     def run(self, argv):
         self.ran.append(argv)
         self.read_only = argv[-1]
+
+    volume_set = GlusterGeoRepHook.volume_set  # the real command, through this fake's run
 
     def close(self):
         pass

@@ -1,7 +1,7 @@
-"""Transport rules: the engine only over https (a warning for ``insecure``), SSH only with a pinned host key.
+"""SSH host-key pinning on every path: the node access (paramiko) and the trigger's async path (asyncssh).
 
-Unit tests of the two hooks and the trigger against connections from environment variables; nothing is
-contacted (each check happens before any connection is opened, which the recording fakes prove).
+Connections come from environment variables; nothing is contacted (each check happens before any
+connection is opened, which the recording fakes prove).
 """
 
 from __future__ import annotations
@@ -9,69 +9,26 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from pathlib import Path
+from types import SimpleNamespace as NS
 
 import pytest
 
+from ovirt_dr.gluster import GeoRepSession
 from ovirt_dr.hooks.gluster import GlusterGeoRepHook
-from ovirt_dr.hooks.ovirt import OvirtError, OvirtHook
+from ovirt_dr.hooks.node import GlusterNodeHook
 from ovirt_dr.hooks.ssh_pinning import HostKeyNotPinned
 from ovirt_dr.triggers.gluster import GeoRepCheckpointTrigger
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ"
+DONE = (
+    Path(__file__).resolve().parents[2] / "fixtures" / "gluster" / "status-detail-checkpoint-completed.xml"
+).read_text()
 
 
 def _log(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> str:
     """Airflow's structlog setup prints to stdout; plain logging goes to caplog."""
     return capsys.readouterr().out + caplog.text
-
-
-def ovirt_conn(monkeypatch, host: str, **extra) -> OvirtHook:
-    conn = {
-        "conn_type": "ovirt",
-        "host": host,
-        "login": "admin@internal",
-        "password": "s3cret",
-        "extra": extra,
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_ENGINE_T", json.dumps(conn))
-    return OvirtHook(ovirt_conn_id="engine_t")
-
-
-@pytest.mark.parametrize(
-    "host",
-    [
-        "http://engine.example.com/ovirt-engine/api",
-        "HTTP://engine.example.com/ovirt-engine/api",
-        "ftp://engine.example.com/ovirt-engine/api",
-    ],
-)
-def test_engine_url_must_be_https(monkeypatch, host):
-    hook = ovirt_conn(monkeypatch, host, ca_file="/etc/pki/ovirt-engine/ca.pem")
-    with pytest.raises(OvirtError, match="must be https://"):
-        hook.connection_kwargs()
-
-
-def test_engine_url_carries_no_credentials(monkeypatch):
-    hook = ovirt_conn(monkeypatch, "https://admin:pw@engine.example.com/ovirt-engine/api", ca_file="/ca.pem")
-    with pytest.raises(OvirtError, match="no user or password in it"):
-        hook.connection_kwargs()
-
-
-def test_engine_host_alone_becomes_the_https_api_url(monkeypatch):
-    kwargs = ovirt_conn(monkeypatch, "engine.example.com", ca_file="/ca.pem").connection_kwargs()
-    assert kwargs["url"] == "https://engine.example.com/ovirt-engine/api"
-    assert kwargs["insecure"] is False and kwargs["ca_file"] == "/ca.pem"
-
-
-def test_insecure_engine_connection_warns_loudly(monkeypatch, capsys, caplog):
-    caplog.set_level(logging.WARNING)
-    kwargs = ovirt_conn(
-        monkeypatch, "https://engine.example.com/ovirt-engine/api", insecure=True
-    ).connection_kwargs()
-    assert kwargs["insecure"] is True
-    out = _log(capsys, caplog)
-    assert "TLS certificate verification is OFF" in out and "engine_t" in out
-    assert "s3cret" not in out
 
 
 # -- SSH --------------------------------------------------------------------------------------------
@@ -118,14 +75,14 @@ def test_gluster_hook_refuses_an_unpinned_connection_before_connecting(monkeypat
 
 def test_gluster_hook_takes_a_pinned_connection(monkeypatch, recording_ssh):
     ssh_conn(monkeypatch, "node_t", host_key=HOST_KEY)
-    assert isinstance(GlusterGeoRepHook(ssh_conn_id="node_t").ssh_hook, RecordingSSHHook)
+    assert isinstance(GlusterNodeHook(ssh_conn_id="node_t").ssh_hook, RecordingSSHHook)
     assert recording_ssh.made == ["node_t"]
 
 
 def test_unpinned_only_by_explicit_opt_out_and_logged(monkeypatch, recording_ssh, capsys, caplog):
     caplog.set_level(logging.WARNING)
     ssh_conn(monkeypatch, "node_t", allow_unpinned_host_key=True)
-    assert isinstance(GlusterGeoRepHook(ssh_conn_id="node_t").ssh_hook, RecordingSSHHook)
+    assert isinstance(GlusterNodeHook(ssh_conn_id="node_t").ssh_hook, RecordingSSHHook)
     assert recording_ssh.made == ["node_t"]
     out = _log(capsys, caplog)
     assert "host key is NOT pinned" in out and "node_t" in out
@@ -134,10 +91,7 @@ def test_unpinned_only_by_explicit_opt_out_and_logged(monkeypatch, recording_ssh
 def trigger(conn_id: str) -> GeoRepCheckpointTrigger:
     return GeoRepCheckpointTrigger(
         ssh_conn_id=conn_id,
-        master_volume="gvmaster",
-        slave_host="dr.example.com",
-        slave_volume="gvslave",
-        slave_user="root",
+        session=GeoRepSession("gvmaster", "dr.example.com", "gvslave").as_dict(),
         checkpoint_label="2026-11-21 14:55:49",
         timeout_at=4102444800.0,
         faulty_grace_s=300.0,
@@ -147,22 +101,34 @@ def trigger(conn_id: str) -> GeoRepCheckpointTrigger:
 
 @pytest.fixture
 def recording_async(monkeypatch):
+    """``SSHHookAsync.get_conn`` recorded (it would connect); the connection answers ``DONE`` to anything."""
     import airflow.providers.ssh.hooks.ssh as ssh_module
 
     calls: list[str] = []
 
-    async def run_command(self, command, timeout=None):
-        calls.append(command)
-        return 0, "<cliOutput/>", ""
+    class Conn:
+        async def run(self, command, check=False, timeout=None):
+            calls.append(command)
+            return NS(exit_status=0, stdout=DONE, stderr="")
 
-    monkeypatch.setattr(ssh_module.SSHHookAsync, "run_command", run_command)
+        def close(self):
+            pass
+
+        async def wait_closed(self):
+            pass
+
+    async def get_conn(self):
+        calls.append(f"connect {self.ssh_conn_id}")
+        return Conn()
+
+    monkeypatch.setattr(ssh_module.SSHHookAsync, "get_conn", get_conn)
     return calls
 
 
-def test_trigger_follows_the_same_rule(monkeypatch, recording_async):
+def test_the_async_path_follows_the_same_rule(monkeypatch, recording_async):
     ssh_conn(monkeypatch, "node_t")
     with pytest.raises(HostKeyNotPinned):
-        asyncio.run(trigger("node_t").fetch_status_xml())
+        asyncio.run(GlusterNodeHook(ssh_conn_id="node_t").async_run(["true"]))
     assert recording_async == []
 
 
@@ -180,5 +146,10 @@ def test_trigger_fails_at_once_on_an_unpinned_connection(monkeypatch, recording_
 
 def test_trigger_takes_a_pinned_connection(monkeypatch, recording_async):
     ssh_conn(monkeypatch, "node_t", host_key=HOST_KEY)
-    assert asyncio.run(trigger("node_t").fetch_status_xml()) == "<cliOutput/>"
-    assert len(recording_async) == 1
+
+    async def first_event():
+        async for event in trigger("node_t").run():
+            return event.payload
+
+    assert asyncio.run(first_event())["status"] == "success"
+    assert recording_async[0] == "connect node_t" and len(recording_async) == 2
