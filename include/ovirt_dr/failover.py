@@ -11,20 +11,17 @@ templates and are escaped where they end up in HTML.
 
 from __future__ import annotations
 
-import re
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from ovirt_dr import ovf
+from ovirt_dr.ids import NULL_UUID, is_uuid
 from ovirt_dr.rpo import RECOVERY_POINT_TASK
+from ovirt_dr.rpo import format_age as _format_age
 from ovirt_dr.rpo import newest_recovery_point as _newest
 
-OVF_NS = "http://schemas.dmtf.org/ovf/envelope/1/"
-RASD_NS = "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData"
-XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
-BLANK_UUID = "00000000-0000-0000-0000-000000000000"
 #: oVirt VMStatus numbers of the OVF_STORE's metadata.json that mean "running at the source site":
 #: up, powering_up, paused, wait_for_launch, reboot_in_progress, powering_down.
 RUNNING_STATUS_NUMS = frozenset({1, 2, 4, 9, 10, 16})
@@ -33,7 +30,6 @@ STARTED_STATES = frozenset({"up", "powering_up", "wait_for_launch", "reboot_in_p
 
 MAX_OVF_BYTES = 4 * 1024 * 1024
 MAX_NAME = 255
-_UUID = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
 class PlanError(ValueError):
@@ -172,31 +168,11 @@ def age_seconds(iso: str | None, now: datetime) -> float | None:
 
 
 def format_age(seconds: float | None) -> str:
-    """``45s``, ``4m 07s``, ``2h 05m``, ``3d 04h`` (how an admin reads an RPO); None is ``never``."""
-    if seconds is None:
-        return "never"
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h {s % 3600 // 60:02d}m"
-    return f"{s // 86400}d {s % 86400 // 3600:02d}h"
+    """``45s``, ``4m 07s``, ``2h 05m``, ``3d 04h`` (``ovirt_dr.rpo.format_age``, of seconds); None: ``never``."""
+    return _format_age(None if seconds is None else timedelta(seconds=seconds))
 
 
 # -- the replica's OVF_STORE -------------------------------------------------------------------------------
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-def _child_text(parent: ET.Element, name: str) -> str | None:
-    for el in parent:
-        if _local(el.tag) == name:
-            return (el.text or "").strip()
-    return None
-
-
 def _is_true(text: str | None) -> bool:
     return (text or "").strip().lower() == "true"
 
@@ -209,54 +185,52 @@ def parse_entity_ovf(ovf_xml: str) -> dict[str, Any]:
     The engine's rule for templates (``OvfParser.isTemplate``): ``TemplateId`` equals the entity's own id
     (the OS section's ``ovf:id``). Raises ``PlanError`` for XML that is not such an OVF.
     """
-    if len(ovf_xml) > MAX_OVF_BYTES:
-        raise PlanError(f"OVF of {len(ovf_xml)} bytes is larger than {MAX_OVF_BYTES}")
     try:
-        root = ET.fromstring(ovf_xml)
-    except ET.ParseError as e:
-        raise PlanError(f"not XML: {e}") from None
-    if _local(root.tag) != "Envelope":
-        raise PlanError(f"root element is {_local(root.tag)!r}, not Envelope")
-    content = next((el for el in root if _local(el.tag) == "Content"), None)
+        root = ovf.parse_xml(ovf_xml, MAX_OVF_BYTES)
+    except ovf.OvfError as e:
+        raise PlanError(str(e)) from None
+    if ovf.local(root.tag) != "Envelope":
+        raise PlanError(f"root element is {ovf.local(root.tag)!r}, not Envelope")
+    content = next((el for el in root if ovf.local(el.tag) == "Content"), None)
     if content is None:
         raise PlanError("no Content section")
     sections = {}
     for sec in content:
-        if _local(sec.tag) == "Section":
-            sections[sec.get(f"{{{XSI_NS}}}type", "")] = sec
+        if ovf.local(sec.tag) == "Section":
+            sections[sec.get(f"{{{ovf.XSI_NS}}}type", "")] = sec
     ossec = sections.get("ovf:OperatingSystemSection_Type")
-    entity_id = ossec.get(f"{{{OVF_NS}}}id") if ossec is not None else None
-    template_id = _child_text(content, "TemplateId") or None
-    is_template = (template_id is not None and template_id == entity_id) or _child_text(
+    entity_id = ossec.get(f"{{{ovf.OVF_NS}}}id") if ossec is not None else None
+    template_id = ovf.child_text(content, "TemplateId") or None
+    is_template = (template_id is not None and template_id == entity_id) or ovf.child_text(
         content, "TemplateType"
     ) is not None
     if is_template:
         entity_id = entity_id or template_id
         template_id = None
-    elif template_id == BLANK_UUID:
+    elif template_id == NULL_UUID:
         template_id = None
     if not entity_id:
         raise PlanError("no entity id (OperatingSystemSection ovf:id)")
     # ids end up in REST paths (/vms/<id>/register): only UUIDs, never a string that could be a path
-    if not _UUID.match(entity_id):
+    if not is_uuid(entity_id):
         raise PlanError(f"entity id {entity_id[:80]!r} is not a UUID")
-    if template_id is not None and not _UUID.match(template_id):
+    if template_id is not None and not is_uuid(template_id):
         raise PlanError(f"template id {template_id[:80]!r} is not a UUID")
-    name = _child_text(content, "Name") or ""
+    name = ovf.child_text(content, "Name") or ""
     if not name:
         raise PlanError(f"entity {entity_id} has no Name")
     if len(name) > MAX_NAME or any(ord(c) < 32 for c in name):
         raise PlanError(f"entity {entity_id}: name {name[:80]!r} is too long or holds control characters")
     try:
-        priority = int(_child_text(content, "Priority") or 0)
+        priority = int(ovf.child_text(content, "Priority") or 0)
     except ValueError:
         priority = 0
     nics = []
     hw = sections.get("ovf:VirtualHardwareSection_Type")
     for item in hw if hw is not None else []:
-        if _local(item.tag) != "Item":
+        if ovf.local(item.tag) != "Item":
             continue
-        fields = {_local(el.tag): (el.text or "").strip() for el in item}
+        fields = {ovf.local(el.tag): (el.text or "").strip() for el in item}
         if fields.get("ResourceType") == "10":
             nics.append(
                 {
@@ -266,29 +240,23 @@ def parse_entity_ovf(ovf_xml: str) -> dict[str, Any]:
                 }
             )
     groups = [
-        el.get(f"{{{OVF_NS}}}name") or ""
+        el.get(f"{{{ovf.OVF_NS}}}name") or ""
         for el in sections.get("ovf:AffinityGroupsSection_Type", [])
-        if _local(el.tag) == "AffinityGroup"
+        if ovf.local(el.tag) == "AffinityGroup"
     ]
     labels = [
-        el.get(f"{{{OVF_NS}}}name") or ""
+        el.get(f"{{{ovf.OVF_NS}}}name") or ""
         for el in sections.get("ovf:AffinityLabelsSection_Type", [])
-        if _local(el.tag) == "AffinityLabel"
+        if ovf.local(el.tag) == "AffinityLabel"
     ]
-    disks = []
-    for el in root.iter():
-        if _local(el.tag) == "File":
-            href = el.get(f"{{{OVF_NS}}}href") or ""
-            image, _, volume = href.partition("/")
-            if _UUID.match(image) and _UUID.match(volume):
-                disks.append({"image": image, "volume": volume})
+    disks = [{"image": image, "volume": volume} for image, volume in ovf.disk_refs(root)]
     return {
         "id": entity_id,
         "name": name,
         "kind": "template" if is_template else "vm",
-        "ha": _is_true(_child_text(content, "AutoStartup")),
+        "ha": _is_true(ovf.child_text(content, "AutoStartup")),
         "priority": priority,
-        "cluster": _child_text(content, "ClusterName") or "",
+        "cluster": ovf.child_text(content, "ClusterName") or "",
         "template_id": template_id,
         "nics": nics,
         "affinity_groups": sorted(g for g in groups if g),
@@ -365,6 +333,39 @@ def plan_tiers(
     if rest:
         out.append({"name": "rest", "vms": rest})
     return out, not_started, warnings
+
+
+def plan_domain(
+    storage: Any, pair: Any = None, recovery_point: dict[str, Any] | None = None, age_s: float | None = None
+) -> dict[str, Any]:
+    """One recovered domain of the plan, as JSON: the mapping file's entry (``ovirt_dr.mapping``'s
+    ``ImportStorage``) and, when a sync pair replicates it, the pair's geo-rep session, its nodes and
+    the recovery point (with its age in seconds) read from its audit."""
+    out: dict[str, Any] = {
+        "source_name": storage.dr_primary_name,
+        "name": storage.dr_secondary_name,
+        "dc": storage.dr_secondary_dc_name,
+        "address": storage.dr_secondary_address,
+        "path": storage.dr_secondary_path,
+        "vfs_type": storage.dr_secondary_vfs_type or "glusterfs",
+        "mount_options": storage.dr_secondary_mount_options,
+        "master": bool(storage.dr_secondary_master_domain),
+        "domain_id": storage.dr_domain_id,
+    }
+    if pair is not None:
+        out.update(
+            {
+                "pair": pair.dag_id,
+                "session": str(pair.session),
+                **pair.session.as_dict(),
+                "master_ssh_conn_id": pair.gluster_ssh_conn_id,
+                "slave_ssh_conn_id": pair.slave_ssh_conn_id,
+                "mount_root": pair.mount_root,
+                "recovery_point": recovery_point,
+                "recovery_point_age_s": age_s,
+            }
+        )
+    return out
 
 
 def build_plan(

@@ -19,25 +19,22 @@ import base64
 import binascii
 import json
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ovirt_dr import node_readers as readers
+from ovirt_dr import ovf
 from ovirt_dr.gluster.names import validate_remote_path
+from ovirt_dr.ids import NULL_UUID, is_uuid
 
 if TYPE_CHECKING:
     from ovirt_dr.hooks.node import GlusterNodeHook
 
-#: A lowercase UUID as oVirt writes ids. ``\Z``: ``$`` would accept a trailing newline.
-UUID_RE = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 #: The files of one volume in an image directory: ``<uuid>``, ``<uuid>.meta``, ``<uuid>.lease``.
 VOLUME_FILE_RE = re.compile(
     r"\A([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(\.meta|\.lease)?\Z"
 )
-NULL_UUID = "00000000-0000-0000-0000-000000000000"
-OVF_NS = "http://schemas.dmtf.org/ovf/envelope/1/"
 #: vdsm's metadata is a few hundred bytes; anything this large is not a ``.meta``.
 MAX_META_BYTES = 64 * 1024
 #: One OVF is tens of KiB; the whole store is bounded by its volume (oVirt: 128 MiB at most).
@@ -49,10 +46,6 @@ OVF_STORE_EXTRA_MEMBERS = frozenset({"info.json", "metadata.json"})
 
 class ReplicaError(RuntimeError):
     """The replica is not what the OVF_STORE promises: names the VM, disk and volume."""
-
-
-def is_uuid(value: Any) -> bool:
-    return isinstance(value, str) and UUID_RE.match(value) is not None
 
 
 def require_uuid(value: Any, what: str) -> str:
@@ -96,27 +89,20 @@ def ovf_disks(ovf_xml: str) -> tuple[str, str, list[tuple[str, str]]]:
     """``(entity id, name, [(image id, volume id)])`` from one OVF: the volumes the secondary will open.
 
     Raises ``ReplicaError`` for a document that is not XML. Only ``<image uuid>/<volume uuid>`` hrefs
-    count. (expat >= 2.4.1 caps entity expansion; ElementTree resolves no external entity.)
+    count (``ovirt_dr.ovf``, the failover reads the same).
     """
     try:
-        root = ET.fromstring(ovf_xml)
-    except ET.ParseError as e:
-        raise ReplicaError(f"OVF is not XML: {e}") from None
-    refs: list[tuple[str, str]] = []
-    for el in root.iter():
-        if el.tag.rsplit("}", 1)[-1] == "File":
-            href = el.get(f"{{{OVF_NS}}}href") or el.get("href") or ""
-            parts = href.split("/")
-            if len(parts) == 2 and is_uuid(parts[0]) and is_uuid(parts[1]):
-                refs.append((parts[0], parts[1]))
+        root = ovf.parse_xml(ovf_xml)
+    except ovf.OvfError as e:
+        raise ReplicaError(f"OVF is {e}") from None
     entity_id, name = "", ""
     for el in root.iter():
-        tag = el.tag.rsplit("}", 1)[-1]
+        tag = ovf.local(el.tag)
         if tag == "Name" and not name and el.text:
             name = el.text.strip()
         if tag in ("VirtualSystem", "Content") and not entity_id:
-            entity_id = el.get(f"{{{OVF_NS}}}id") or el.get("id") or ""
-    return entity_id, name, refs
+            entity_id = el.get(f"{{{ovf.OVF_NS}}}id") or el.get("id") or ""
+    return entity_id, name, ovf.disk_refs(root)
 
 
 def walk_chain(metas: dict[str, dict[str, str]], leaf: str) -> list[str]:

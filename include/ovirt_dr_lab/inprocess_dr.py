@@ -234,7 +234,7 @@ class InProcessDr:
 
     # -- the plan, as the preflight builds it --------------------------------------------------------------
     def plan(self, params: dict[str, Any]) -> dict[str, Any]:
-        from ovirt_dr.failover import PlanError, build_plan, parse_entity_ovf
+        from ovirt_dr.failover import PlanError, build_plan, parse_entity_ovf, plan_domain
         from ovirt_dr.recovery_config import load_recovery
         from ovirt_dr_lab.engine.storage import DomainStorage
 
@@ -249,21 +249,7 @@ class InProcessDr:
                 entities.append(parse_entity_ovf(xml))
             except PlanError as e:
                 unreadable[eid] = str(e)
-        domains = []
-        for link in rec.links("failover"):
-            s = link.storage
-            domains.append(
-                {
-                    "source_name": s.dr_primary_name,
-                    "name": s.dr_secondary_name,
-                    "dc": s.dr_secondary_dc_name,
-                    "address": s.dr_secondary_address,
-                    "path": s.dr_secondary_path,
-                    "vfs_type": "glusterfs",
-                    "mount_options": None,
-                    "master": bool(s.dr_secondary_master_domain),
-                }
-            )
+        domains = [plan_domain(link.storage) for link in rec.links("failover")]
         inv = {
             SD_NAME: {
                 "sd_id": self.sd_id,

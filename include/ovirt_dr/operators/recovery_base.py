@@ -173,6 +173,16 @@ def mounted(
         yield mnt
 
 
+def push_outcomes(context: Context, outcomes: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
+    """Push a step's per-entity outcomes (XCom ``outcomes``, also when failing), then fail naming each
+    failed entity; return them when none failed. ``what``: the step's result in words (``not registered``)."""
+    context["ti"].xcom_push(key=OUTCOMES_KEY, value=outcomes)
+    bad = [o for o in outcomes if o["result"] == "failed"]
+    if bad:
+        raise RecoveryError(f"{len(bad)} {what}: " + "; ".join(f"{o['name']}: {o['detail']}" for o in bad))
+    return outcomes
+
+
 def window(calls: Sequence[tuple[str, Callable[[], Any]]], limit: int) -> dict[str, tuple[bool, Any]]:
     """Run SDK requests with at most ``limit`` in flight: each call sends one request (``wait=False``) and
     returns its future. Returns ``{key: (ok, result or exception)}``; one failure never stops the others.

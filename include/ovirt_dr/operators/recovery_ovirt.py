@@ -30,6 +30,7 @@ from ovirt_dr.failover import (
     newest_recovery_point,
     now_utc,
     outcome,
+    plan_domain,
     plan_text,
     rto_seconds,
     split_brain_verdict,
@@ -50,6 +51,7 @@ from ovirt_dr.operators.recovery_base import (
     RecoveryError,
     RecoveryOperator,
     fault_text,
+    push_outcomes,
     window,
 )
 from ovirt_dr.operators.recovery_gluster import read_replica
@@ -263,30 +265,7 @@ class OvirtFailoverPreflightOperator(_SourceMixin, RecoveryOperator):
                     s.dr_primary_name,
                     pair.dag_id,
                 )
-            domains.append(
-                {
-                    "source_name": s.dr_primary_name,
-                    "name": s.dr_secondary_name,
-                    "dc": s.dr_secondary_dc_name,
-                    "address": s.dr_secondary_address,
-                    "path": s.dr_secondary_path,
-                    "vfs_type": s.dr_secondary_vfs_type or "glusterfs",
-                    "mount_options": s.dr_secondary_mount_options,
-                    "master": bool(s.dr_secondary_master_domain),
-                    "domain_id": s.dr_domain_id,
-                    "pair": pair.dag_id,
-                    "session": f"{pair.master_volume} -> {pair.slave_host}::{pair.slave_volume}",
-                    "master_volume": pair.master_volume,
-                    "slave_host": pair.slave_host,
-                    "slave_volume": pair.slave_volume,
-                    "slave_user": pair.slave_user,
-                    "master_ssh_conn_id": pair.gluster_ssh_conn_id,
-                    "slave_ssh_conn_id": pair.slave_ssh_conn_id,
-                    "mount_root": pair.mount_root,
-                    "recovery_point": rp,
-                    "recovery_point_age_s": age,
-                }
-            )
+            domains.append(plan_domain(s, pair, rp, age))
 
         guard = self._guard(params, [d["source_name"] for d in domains])
         context["ti"].xcom_push(key="guard", value=guard)
@@ -645,14 +624,7 @@ class OvirtRegisterTemplatesOperator(RecoveryOperator):
         params = FailoverParams.from_context(context)
         plan = self.plan(context)
         out = _register_all(self, "templates", list(plan.get("templates") or []), params.dry_run)
-        context["ti"].xcom_push(key=OUTCOMES_KEY, value=out)
-        bad = [o for o in out if o["result"] == "failed"]
-        if bad:
-            raise RecoveryError(
-                f"{len(bad)} template(s) not registered: "
-                + "; ".join(f"{o['name']}: {o['detail']}" for o in bad)
-            )
-        return out
+        return push_outcomes(context, out, "template(s) not registered")
 
 
 class OvirtRegisterVmsOperator(RecoveryOperator):
@@ -674,13 +646,7 @@ class OvirtRegisterVmsOperator(RecoveryOperator):
         params = FailoverParams.from_context(context)
         self.log.info("Shard of %d VM(s): %s", len(self.shard), ", ".join(v["name"] for v in self.shard))
         out = _register_all(self, "vms", self.shard, params.dry_run)
-        context["ti"].xcom_push(key=OUTCOMES_KEY, value=out)
-        bad = [o for o in out if o["result"] == "failed"]
-        if bad:
-            raise RecoveryError(
-                f"{len(bad)} VM(s) not registered: " + "; ".join(f"{o['name']}: {o['detail']}" for o in bad)
-            )
-        return out
+        return push_outcomes(context, out, "VM(s) not registered")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -712,13 +678,7 @@ class OvirtStartVmsOperator(RecoveryOperator):
         for tier in plan.get("tiers") or []:
             vms = [by_name[n] for n in tier["vms"]]
             results += self._tier(tier["name"], vms, params.dry_run)
-        context["ti"].xcom_push(key=OUTCOMES_KEY, value=results)
-        bad = [o for o in results if o["result"] == "failed"]
-        if bad:
-            raise RecoveryError(
-                f"{len(bad)} VM(s) not up: " + "; ".join(f"{o['name']}: {o['detail']}" for o in bad)
-            )
-        return results
+        return push_outcomes(context, results, "VM(s) not up")
 
     def _states(self) -> dict[str, Any]:
         return {vm.id: vm for vm in self.target_hook.system.vms_service().list()}
