@@ -7,7 +7,6 @@ requests), so the mapping checks (:mod:`ovirt_dr.validation`) and the generator
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -261,8 +260,3 @@ def vm_info(vm: Any) -> VmInfo:
         if disk is not None and _v(disk.storage_type) == "lun" and disk.lun_storage is not None:
             luns += [u.id for u in disk.lun_storage.logical_units or []]
     return VmInfo(vm.id, vm.name, _id(vm.cluster), nics, previews, tuple(luns))
-
-
-def unique(values: Iterable[str]) -> list[str]:
-    """Values in first-seen order, once each."""
-    return list(dict.fromkeys(values))

@@ -27,7 +27,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -659,20 +658,3 @@ def load_mapping(path: Path | str) -> DrMapping:
         line = data[: e.start].count(b"\n") + 1
         raise MappingError(path, [f"line {line}: not UTF-8 text (byte {data[e.start]:#04x})"]) from e
     return parse_mapping(text, path)
-
-
-@dataclass(frozen=True)
-class SiteEndpoint:
-    """What the mapping file says about one engine: compared with the Airflow connection at validation."""
-
-    url: str | None
-    username: str | None
-    ca_file: str | None
-
-
-def site_endpoint(mapping: DrMapping, side: Side) -> SiteEndpoint:
-    return SiteEndpoint(
-        getattr(mapping, f"dr_sites_{side}_url"),
-        getattr(mapping, f"dr_sites_{side}_username"),
-        getattr(mapping, f"dr_sites_{side}_ca_file"),
-    )
