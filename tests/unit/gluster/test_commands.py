@@ -230,3 +230,19 @@ def test_volume_cmd():
     assert build_volume_cmd("status", xml=False) == ["gluster", "--mode=script", "volume", "status", "all"]
     with pytest.raises(ValueError, match="unsupported"):
         build_volume_cmd("delete", "gvmaster")
+
+
+def test_volume_set_builder_allows_only_the_read_only_switch():
+    from ovirt_dr.gluster import build_volume_set_cmd
+
+    assert build_volume_set_cmd("gvslave", "features.read-only", "on")[-3:] == [
+        "gvslave",
+        "features.read-only",
+        "on",
+    ]
+    with pytest.raises(ValueError, match="not one the product changes"):
+        build_volume_set_cmd("gvslave", "auth.allow", "*")
+    with pytest.raises(ValueError, match="not one of on, off"):
+        build_volume_set_cmd("gvslave", "features.read-only", "maybe")
+    with pytest.raises(ValueError):
+        build_volume_set_cmd("gv slave; rm", "features.read-only", "on")

@@ -1,61 +1,23 @@
-"""Failover operators against fake hooks (one class each; the lab e2e and bench P5 use the real emulator)."""
+"""Failover engine operators against fake hooks (one class each; the lab e2e and bench P5 use the real emulator)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace as NS
-from typing import Any
 
 import ovirtsdk4
 import pytest
-import yaml
 
-from ovirt_dr.hooks.gluster import GlusterGeoRepHook
 from ovirt_dr.hooks.ovirt import OvirtHook
-from ovirt_dr.operators.recovery_base import OUTCOMES_KEY, RecoveryError, window
-from ovirt_dr.operators.recovery_gluster import GlusterMakeReplicaWritableOperator, split_path
+from ovirt_dr.operators.recovery_base import OUTCOMES_KEY, RecoveryError
 from ovirt_dr.operators.recovery_ovirt import (
     OvirtFailoverReportOperator,
     OvirtRegisterVmsOperator,
     OvirtStartVmsOperator,
     probe_source,
 )
-from ovirt_dr_lab.inprocess_dr import FakeRun, mapping_doc
+from ovirt_dr_lab.inprocess_dr import FakeRun
 
 SD = "9c3f0d51-6a7e-4c2b-b8d4-2f1e6a0b7c11"
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    mapping = tmp_path / "map.yml"
-    mapping.write_text(yaml.safe_dump(mapping_doc("gluster.lab")))
-    doc = {
-        "sites": {"primary": {"ovirt_conn_id": "p"}, "secondary": {"ovirt_conn_id": "s"}},
-        "recovery": {"mapping_file": str(mapping), "register_concurrency": 2, "tier_timeout": "3s"},
-        "pairs": [
-            {
-                "storage_domain": "data_gluster",
-                "target": "t",
-                "site": "primary",
-                "master_volume": "gvmaster",
-                "gluster_ssh_conn_id": "gp",
-                "slave_host": "gluster.lab",
-                "slave_volume": "gvslave",
-                "slave_ssh_conn_id": "gs",
-                "schedule": None,
-            }
-        ],
-    }
-    path = tmp_path / "ovirt_dr.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
-def build(cls: type, config: Path, **kw: Any) -> Any:
-    from airflow.sdk import DAG
-
-    with DAG("dr_failover", schedule=None):
-        return cls(task_id=kw.pop("task_id", "t"), config_path=str(config), **kw)
 
 
 def engine_error(detail: str, code: int = 409) -> ovirtsdk4.Error:
@@ -169,7 +131,7 @@ def run_op(op, engine, run: FakeRun, task_id="t", map_index=-1):
 
 
 # -- registration ----------------------------------------------------------------------------------
-def test_register_skips_what_is_there_registers_the_rest_and_fails_naming_each_failure(config):
+def test_register_skips_what_is_there_registers_the_rest_and_fails_naming_each_failure(config, build):
     engine = FakeEngine(
         vms=[vm(1), NS(id="other", name="vm5", status=NS(value="down"))],
         unregistered={"id-2": "vm2", "id-3": "vm3", "id-6": "vm6", "id-5": "vm5"},
@@ -192,7 +154,7 @@ def test_register_skips_what_is_there_registers_the_rest_and_fails_naming_each_f
     assert engine.closed
 
 
-def test_register_dry_run_sends_nothing(config):
+def test_register_dry_run_sends_nothing(config, build):
     engine = FakeEngine(unregistered={"id-2": "vm2"})
     run = FakeRun({"dry_run": True})
     out = run_op(build(OvirtRegisterVmsOperator, config, shard=[item(2)]), engine, run)
@@ -202,34 +164,13 @@ def test_register_dry_run_sends_nothing(config):
     assert engine.calls == []
 
 
-def test_window_bounds_requests_in_flight_and_keeps_going_after_a_failure():
-    in_flight, peak = [0], [0]
-
-    def call(ok):
-        in_flight[0] += 1
-        peak[0] = max(peak[0], in_flight[0])
-
-        def wait():
-            in_flight[0] -= 1
-            if not ok:
-                raise RuntimeError("no")
-            return "yes"
-
-        return Future(wait)
-
-    out = window([(str(i), lambda i=i: call(i != 2)) for i in range(7)], 3)
-    assert peak[0] == 3 and [out[str(i)][0] for i in range(7)] == [True, True, False, True, True, True, True]
-    with pytest.raises(ValueError):
-        window([], 0)
-
-
 # -- start -----------------------------------------------------------------------------------------------
 def plan_for(tiers, not_started=None):
     names = [n for t in tiers for n in t["vms"]] + list(not_started or {})
     return {"vms": [item(int(n[2:])) for n in names], "tiers": tiers, "not_started": not_started or {}}
 
 
-def test_start_goes_tier_by_tier_skips_running_vms_and_one_failure_does_not_stop_the_rest(config):
+def test_start_goes_tier_by_tier_skips_running_vms_and_one_failure_does_not_stop_the_rest(config, build):
     engine = FakeEngine(
         vms=[vm(1, "up"), vm(2), vm(3), vm(4), vm(5)],
         start_script={
@@ -263,7 +204,7 @@ def test_start_goes_tier_by_tier_skips_running_vms_and_one_failure_does_not_stop
     assert "id-1" not in starts and starts.index("id-5") > starts.index("id-4")
 
 
-def test_start_vms_false_skips_the_step(config):
+def test_start_vms_false_skips_the_step(config, build):
     from airflow.sdk.exceptions import AirflowSkipException
 
     run = FakeRun({"dry_run": False, "start_vms": False})
@@ -322,82 +263,6 @@ def test_probe_source_tells_unreachable_from_error_from_active():
 
 
 # -- replica writable -----------------------------------------------------------------------------------
-class FakeGluster:
-    def __init__(self, reachable=True, read_only="on", running=True):
-        self.reachable, self.read_only, self.running = reachable, read_only, running
-        self.ran: list[list[str]] = []
-        self.stopped = None
-
-    def get_conn(self):
-        if not self.reachable:
-            raise OSError("No route to host")
-
-    def status(self, session):
-        return NS(is_running=self.running, workers=[NS(status="Active" if self.running else "Stopped")])
-
-    def stop(self, session, force=False):
-        self.stopped = force
-
-    def volume_info(self, volume):
-        return [NS(options={"features.read-only": self.read_only})]
-
-    def run(self, argv):
-        self.ran.append(argv)
-        self.read_only = argv[-1]
-
-    volume_set = GlusterGeoRepHook.volume_set  # the real command, through this fake's run
-
-    def close(self):
-        pass
-
-
-DOMAIN = {
-    "master_volume": "gvmaster",
-    "slave_host": "gluster.lab",
-    "slave_volume": "gvslave",
-    "slave_user": "root",
-    "master_ssh_conn_id": "gp",
-    "slave_ssh_conn_id": "gs",
-}
-
-
-@pytest.mark.parametrize("dry_run", [False, True])
-def test_replica_writable_from_the_slave_side_when_the_master_is_gone(config, dry_run):
-    master, slave = FakeGluster(reachable=False), FakeGluster()
-    op = build(GlusterMakeReplicaWritableOperator, config)
-    op.gluster.hooks.update({"gp": master, "gs": slave})
-    run = FakeRun({"dry_run": dry_run})
-    run.xcoms[("preflight", "return_value", -1)] = {"vms": [], "domains": [DOMAIN, dict(DOMAIN)]}
-    (out,) = run.execute(op)
-    assert "cannot be stopped" in out["georep"] and "No route to host" in out["georep"]
-    if dry_run:
-        assert (
-            slave.ran == []
-            and "would run 'gluster --mode=script volume set gvslave features.read-only off'"
-            in out["read_only"]
-        )
-    else:
-        assert slave.ran == [
-            ["gluster", "--mode=script", "volume", "set", "gvslave", "features.read-only", "off"]
-        ]
-        assert out["read_only"] == "on -> off"
-
-
-def test_replica_writable_stops_the_session_with_force_and_is_idempotent(config):
-    master, slave = FakeGluster(), FakeGluster(read_only="off")
-    op = build(GlusterMakeReplicaWritableOperator, config)
-    op.gluster.hooks.update({"gp": master, "gs": slave})
-    run = FakeRun({"dry_run": False})
-    run.xcoms[("preflight", "return_value", -1)] = {"vms": [], "domains": [DOMAIN]}
-    (out,) = run.execute(op)
-    assert master.stopped is True and out["georep"].startswith("stopped")
-    assert slave.ran == [] and out["read_only"] == "already off"
-
-
-def test_split_path():
-    assert split_path("/gvslave") == ("gvslave", "") and split_path("/gv/a/b") == ("gv", "/a/b")
-
-
 # -- report ----------------------------------------------------------------------------------------------
 class EventHook:
     def __init__(self):
@@ -441,7 +306,7 @@ def report_run(dry_run: bool, start_result="done") -> FakeRun:
     return run
 
 
-def test_report_fails_the_run_naming_the_failed_vm_and_posts_an_alert_event(config):
+def test_report_fails_the_run_naming_the_failed_vm_and_posts_an_alert_event(config, build):
     from airflow.sdk.exceptions import AirflowFailException
 
     hook = EventHook()
@@ -458,7 +323,7 @@ def test_report_fails_the_run_naming_the_failed_vm_and_posts_an_alert_event(conf
     assert event["severity"] == "alert" and "Failover to data_gluster" in event["description"]
 
 
-def test_report_of_a_dry_run_posts_no_event(config):
+def test_report_of_a_dry_run_posts_no_event(config, build):
     hook = EventHook()
     op = build(OvirtFailoverReportOperator, config, task_id="report")
     op.__dict__["target_hook"] = hook
@@ -476,19 +341,3 @@ def test_report_of_a_dry_run_posts_no_event(config):
     run.states["register_vms_1"] = "success"
     report = run.execute(op)
     assert hook.events == [] and {v["status"] for v in report["vms"]} == {"planned"}
-
-
-def test_volume_set_builder_allows_only_the_read_only_switch():
-    from ovirt_dr.gluster import build_volume_set_cmd
-
-    assert build_volume_set_cmd("gvslave", "features.read-only", "on")[-3:] == [
-        "gvslave",
-        "features.read-only",
-        "on",
-    ]
-    with pytest.raises(ValueError, match="not one the product changes"):
-        build_volume_set_cmd("gvslave", "auth.allow", "*")
-    with pytest.raises(ValueError, match="not one of on, off"):
-        build_volume_set_cmd("gvslave", "features.read-only", "maybe")
-    with pytest.raises(ValueError):
-        build_volume_set_cmd("gv slave; rm", "features.read-only", "on")
