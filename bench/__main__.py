@@ -298,6 +298,8 @@ def p7() -> None:
 def p6() -> None:
     from airflow.sdk.exceptions import TaskDeferred
 
+    from ovirt_dr.gluster import GeoRepSession
+    from ovirt_dr.hooks.node import CommandResult, GlusterNodeHook
     from ovirt_dr.sensors.gluster import GlusterGeoRepCheckpointSensor
     from ovirt_dr.triggers.gluster import GeoRepCheckpointTrigger
 
@@ -308,9 +310,7 @@ def p6() -> None:
     sensor = GlusterGeoRepCheckpointSensor(
         task_id="wait",
         ssh_conn_id="x",
-        master_volume="gvmaster",
-        slave_host="127.0.0.1",
-        slave_volume="gvslave",
+        session=GeoRepSession("gvmaster", "127.0.0.1", "gvslave"),
         checkpoint={"epoch": 1, "label": label},
     )
     t = time.perf_counter()
@@ -323,10 +323,11 @@ def p6() -> None:
     trigger.poll_interval_s = 30.0
     started = time.monotonic()
 
-    async def fetch() -> str:
-        return done if time.monotonic() - started >= wait else pending
+    async def status_command(_node: Any, argv: Any, timeout: Any = None) -> CommandResult:
+        # the node's answer to the status command, through the trigger's real hook (no SSH in P6)
+        return CommandResult(0, done if time.monotonic() - started >= wait else pending, "")
 
-    trigger.fetch_status_xml = fetch  # type: ignore[method-assign]
+    GlusterNodeHook.async_run = status_command  # type: ignore[method-assign]
 
     async def drive() -> dict[str, Any]:
         async for event in trigger.run():

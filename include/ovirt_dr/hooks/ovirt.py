@@ -17,12 +17,6 @@ from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
 
-# Moved to ovirt_dr.dr_snapshots (the DR snapshot policy); re-exported here while callers move over.
-from ovirt_dr.dr_snapshots import (  # noqa: F401
-    DR_SNAPSHOT_PREFIX,
-    dr_snapshot_description,
-    is_dr_snapshot,
-)
 from ovirt_dr.waiting import polls
 
 if TYPE_CHECKING:

@@ -43,8 +43,7 @@ class _GlusterOperator(HookClosingOperator):
     """Shared plumbing: the session, the node's access on ``ssh_conn_id`` (made on first use, closed
     whatever happens) and the geo-rep commands on that same SSH client.
 
-    :param session: the geo-replication session. (``master_volume``, ``slave_host``, ``slave_volume`` and
-        ``slave_user`` give it field by field, while callers move over.)
+    :param session: the geo-replication session.
     :param mount_root: where volumes are mounted on the node, for one task at a time.
     """
 
@@ -54,17 +53,15 @@ class _GlusterOperator(HookClosingOperator):
         self,
         *,
         ssh_conn_id: str,
-        session: GeoRepSession | None = None,
-        master_volume: str | None = None,
-        slave_host: str | None = None,
-        slave_volume: str | None = None,
-        slave_user: str = "root",
+        session: GeoRepSession,
         mount_root: str = "/run/ovirt-dr/mnt",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if not isinstance(session, GeoRepSession):
+            raise TypeError(f"session must be a GeoRepSession, got {type(session).__name__}")
         self.ssh_conn_id = ssh_conn_id
-        self.session = session or GeoRepSession(master_volume, slave_host, slave_volume, slave_user)  # type: ignore[arg-type]
+        self.session = session
         self.mount_root = mount_root.rstrip("/")
 
     @cached_property

@@ -35,8 +35,7 @@ class GlusterGeoRepCheckpointSensor(BaseSensorOperator):
     (a fresh sensor per poke) only the timeout applies.
 
     :param ssh_conn_id: SSH connection to a master Gluster node.
-    :param session: the geo-replication session (``master_volume``, ``slave_host``, ``slave_volume``,
-        ``slave_user`` are the same, field by field, while callers move over).
+    :param session: the geo-replication session.
     :param checkpoint: the checkpoint step's result ``{"epoch", "label"}`` (templated XComArg).
     :param checkpoint_timeout: how long the wait may last in total.
     :param faulty_grace: how long the session may stay Faulty before the wait fails.
@@ -50,11 +49,7 @@ class GlusterGeoRepCheckpointSensor(BaseSensorOperator):
         self,
         *,
         ssh_conn_id: str,
-        session: GeoRepSession | None = None,
-        master_volume: str | None = None,
-        slave_host: str | None = None,
-        slave_volume: str | None = None,
-        slave_user: str = "root",
+        session: GeoRepSession,
         checkpoint: Any,
         checkpoint_timeout: timedelta = timedelta(hours=2),
         faulty_grace: timedelta = timedelta(minutes=5),
@@ -66,7 +61,9 @@ class GlusterGeoRepCheckpointSensor(BaseSensorOperator):
         kwargs.setdefault("timeout", checkpoint_timeout)
         super().__init__(**kwargs)
         self.ssh_conn_id = ssh_conn_id
-        self.session = session or GeoRepSession(master_volume, slave_host, slave_volume, slave_user)  # type: ignore[arg-type]
+        if not isinstance(session, GeoRepSession):
+            raise TypeError(f"session must be a GeoRepSession, got {type(session).__name__}")
+        self.session = session
         self.checkpoint = checkpoint
         self.checkpoint_timeout = checkpoint_timeout
         self.faulty_grace = faulty_grace

@@ -30,34 +30,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ovirt_dr_lab.engine.common import (
-    DEFAULT_LATENCY,
-    EngineFault,
-    conflict,
-    incomplete,
-    not_found,
-    now_iso,
-)
+from ovirt_dr_lab.engine.common import DEFAULT_LATENCY, EngineFault
 from ovirt_dr_lab.engine.domains import DomainsMixin
 from ovirt_dr_lab.engine.registration import RegistrationMixin
 from ovirt_dr_lab.engine.scheduler import Scheduler
 from ovirt_dr_lab.engine.site import load_site
 from ovirt_dr_lab.engine.snapshots import SnapshotsMixin
-from ovirt_dr_lab.engine.state import STATE_SCHEMA
 from ovirt_dr_lab.engine.storage import DomainStorage, StorageError
 from ovirt_dr_lab.engine.vms import VmsMixin
-
-#: Names the API layer and the tests import from here (they were defined here before the split).
-__all__ = [
-    "STATE_SCHEMA",
-    "Engine",
-    "EngineFault",
-    "Scheduler",
-    "conflict",
-    "incomplete",
-    "not_found",
-    "now_iso",
-]
 
 
 class Engine(DomainsMixin, RegistrationMixin, SnapshotsMixin, VmsMixin):

@@ -41,16 +41,9 @@ def test_sensor_defers_and_checks_the_event():
         sensor(checkpoint=None).execute({})
 
 
-def test_the_session_may_still_be_given_field_by_field():
-    s = GlusterGeoRepCheckpointSensor(
-        task_id="w",
-        ssh_conn_id="g",
-        master_volume="gvmaster",
-        slave_host="127.0.0.1",
-        slave_volume="gvslave",
-        checkpoint={"epoch": 1, "label": LABEL},
-    )
-    assert s.session == S
+def test_the_session_is_a_value_object():
+    with pytest.raises(TypeError, match="session must be a GeoRepSession"):
+        sensor(session={"master_volume": "gvmaster"})
 
 
 class Node:
