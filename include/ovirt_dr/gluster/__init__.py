@@ -1,7 +1,8 @@
 """Pure Gluster code of the product: name validation, command building, output parsing, typed errors.
 
-No I/O here, so the SSH hook (``ovirt_dr.hooks.gluster``) and the triggerer's async polling share one
-tested implementation: ``build_georep_cmd`` + ``shlex.join`` to send, ``parse_georep_status`` to read.
+No I/O here: the hooks (``ovirt_dr.hooks.gluster`` on ``ovirt_dr.hooks.node``) send what is built here
+(``build_georep_cmd`` + ``shlex.join``) and read it back (``parse_georep_status``), in a worker and in the
+triggerer alike; ``checkpoint`` holds the checkpoint and the wait's verdict.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Typed errors of Gluster commands, classified from what the real CLI prints (../shared/fixtures/gluster/).
+"""Typed errors of Gluster commands, classified from what the real CLI prints (tests/fixtures/gluster/).
 
 Callers act on the *kind* of failure (``start`` on a started session is fine, a missing session is a
 configuration error, anything else is an outage), so the messages are turned into exception classes once,

@@ -8,7 +8,8 @@ around it is explicit and logged at every use: the extra ``allow_unpinned_host_k
 provider's own rules apply: ``known_hosts``, or ``no_host_key_check``). ``allow_host_key_change`` (which
 makes paramiko accept a changed key) counts as unpinned.
 
-Used by ``GlusterGeoRepHook`` (paramiko) and the checkpoint trigger (asyncssh).
+Checked by ``GlusterNodeHook`` on both of its paths, paramiko (workers) and asyncssh (the checkpoint
+trigger), before it connects; every Gluster hook runs on one.
 """
 
 from __future__ import annotations
