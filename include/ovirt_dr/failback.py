@@ -196,14 +196,12 @@ def failback_plan_text(plan: dict[str, Any]) -> str:
                 f"{r['master_ssh_conn_id']}), options {d.get('settings') or {}}, slave read-only"
             )
     if sync:
-        running = plan.get("running") or []
+        running = plan.get("running_names") or []
         step(
             f"{plan.get('warm_cycles', 0)} reverse sync cycle(s) with the VMs running (snapshots on the "
             "secondary engine, checkpoint, wait, stop, overlay cleanup on the primary volume, audit)"
         )
-        step(
-            f"shut down the VMs on the secondary ({len(running)} running: {', '.join(plan.get('running_names') or []) or '-'})"
-        )
+        step(f"shut down the VMs on the secondary ({len(running)} running: {', '.join(running) or '-'})")
         step("the final reverse cycle with every VM down: nothing written on the secondary is left behind")
         step(
             "clean the secondary: deactivate, detach, remove its domains WITHOUT format; its replica read-only again"

@@ -23,6 +23,33 @@ if TYPE_CHECKING:
 
 #: ``gluster system:: execute gsec_create``: the node's geo-replication keys (kept when they exist)
 GSEC_CREATE = ["gluster", "--mode=script", "system::", "execute", "gsec_create"]
+#: every session of the node's cluster, by master volume
+ALL_SESSIONS = ["gluster", "--mode=script", "volume", "geo-replication", "status", "--xml"]
+#: what ``create`` switches on for the session's master volume. ``changelog.changelog`` (every write then
+#: journaled) is put back when the reverse session goes; ``geo-replication.indexing`` and
+#: ``geo-replication.ignore-pid-check`` are protected by Gluster (a reset needs ``force``) and stay.
+CHANGELOG = "changelog.changelog"
+
+
+def master_volumes_with_sessions(hook: GlusterGeoRepHook) -> set[str]:
+    """The volumes that are the master of some geo-replication session of this cluster."""
+    import xml.etree.ElementTree as ET
+
+    text = hook.run(ALL_SESSIONS, check=False).stdout
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError:
+        return set()
+    return {(v.findtext("name") or "") for v in root.iter("volume") if v.find("sessions") is not None}
+
+
+def build_option_reset_cmd(volume: str, option: str) -> list[str]:
+    """``gluster volume reset VOLUME changelog.changelog``: the one option the failback puts back."""
+    from ovirt_dr.gluster.names import validate_volume_name
+
+    if option != CHANGELOG:
+        raise ValueError(f"volume option {option!r} is not one the failback resets")
+    return ["gluster", "--mode=script", "volume", "reset", validate_volume_name(volume), option]
 
 
 def _session(ends: dict[str, Any]) -> GeoRepSession:
@@ -140,6 +167,9 @@ class GlusterCreateReverseSessionOperator(_FailbackGlusterOperator):
                 out["forward"] = f"{forward} not running"
             master = self.gluster.get(ends["master_ssh_conn_id"])
             exists, status = _exists(master, session)
+            if not exists:  # what create switches on, so that the session's deletion can put it back
+                (info,) = master.volume_info(ends["master_volume"])
+                out["master_options_before"] = {CHANGELOG: info.options.get(CHANGELOG)}
             ssh_port = d.get("settings", {}).get("ssh_port")
             out["create"] = (
                 "exists already" if exists else _create(master, session, ssh_port, dry_run, self.log)
@@ -166,11 +196,25 @@ class GlusterCreateReverseSessionOperator(_FailbackGlusterOperator):
 
 class GlusterDeleteReverseSessionOperator(_FailbackGlusterOperator):
     """Delete the reverse session once the final cycle is audited: ``stop force``, ``delete
-    reset-sync-time`` (its sync time marks on the secondary's bricks go too). Idempotent."""
+    reset-sync-time`` (its sync time marks on the secondary's bricks go too). Idempotent.
+
+    When this run created the session (``create_task_id``'s XCom) and the secondary's volume had no
+    changelog before, and it is the master of no other session now, its ``changelog.changelog`` is reset:
+    a slave does not need every write journaled.
+    """
+
+    def __init__(self, *, create_task_id: str = "create_reverse_session", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.create_task_id = create_task_id
 
     def run(self, context: Context) -> list[dict[str, Any]]:
         plan, domains = self.domains(context)
         dry_run = bool(plan.get("dry_run"))
+        created = {
+            r.get("domain"): r
+            for r in context["ti"].xcom_pull(task_ids=self.create_task_id) or []
+            if isinstance(r, dict)
+        }
         results = []
         for d in domains:
             ends = d["reverse"]
@@ -190,12 +234,28 @@ class GlusterDeleteReverseSessionOperator(_FailbackGlusterOperator):
                 if exists:
                     raise RecoveryError(f"geo-replication {session} still exists after delete")
                 what = "stopped and deleted"
+            before = (created.get(d["source_name"]) or {}).get("master_options_before") or {}
+            if CHANGELOG in before and before[CHANGELOG] != "on" and (dry_run or not exists):
+                what += "; " + self._changelog_back(master, ends["master_volume"], dry_run)
             results.append({"domain": d["source_name"], "session": str(session), "result": what})
         self.log_lines(
             "Reverse sessions" + (" (dry run):" if dry_run else ":"),
             [f"{r['session']}: {r['result']}" for r in results],
         )
         return results
+
+    @staticmethod
+    def _changelog_back(hook: GlusterGeoRepHook, volume: str, dry_run: bool) -> str:
+        (info,) = hook.volume_info(volume)
+        if info.options.get(CHANGELOG) != "on":
+            return f"{CHANGELOG} not on"
+        if volume in master_volumes_with_sessions(hook):
+            return f"{CHANGELOG} kept: {volume} is the master of another session"
+        argv = build_option_reset_cmd(volume, CHANGELOG)
+        if dry_run:
+            return f"would run '{_cmd(argv)}'"
+        hook.run(argv)
+        return f"{CHANGELOG} reset (it was not on before the reverse session)"
 
 
 class GlusterReestablishReplicationOperator(_FailbackGlusterOperator):
