@@ -278,6 +278,10 @@ def build_failback_dag(config_path: str | Path) -> DAG:
         "checkpoint_timeout": fb.checkpoint_timeout,
         "poll_interval": fb.poll_interval,
         "faulty_grace": fb.faulty_grace,
+        # the checkpoint wait in the worker: a deferred wait whose trigger fires within the scheduler's
+        # event delay is marked failed by Airflow 3.3 (apache/airflow#67287, #72716); a failback is one
+        # run that may hold a worker slot for its few-minute waits
+        "deferrable": False,
     }
 
     def cycle(group_id: str, label: str, link: Any, ends: dict[str, Any], upstream: list[Any]) -> list[Any]:

@@ -188,6 +188,7 @@ def add_sync_cycle(
     checkpoint_timeout: timedelta | None = None,
     poll_interval: timedelta | None = None,
     faulty_grace: timedelta | None = None,
+    deferrable: bool = True,
 ) -> SyncCycle:
     """One sync cycle's tasks (DESIGN.md "One sync run", steps 1-9) in the current DAG or task group.
 
@@ -195,6 +196,7 @@ def add_sync_cycle(
     ``ends`` where it runs. ``snapshot_label`` tells this cycle's snapshots from another cycle's of the same
     run (the failback runs several). With a ``gate`` task, it runs first and the always-run steps (stop,
     merge) also wait for it with ``always``: a skipped gate (a dry run) then skips the whole cycle.
+    ``deferrable=False`` waits for the checkpoint in the worker (a one-off run that may hold a slot).
     """
     from ovirt_dr.operators.gluster import (
         GlusterGeoRepCheckpointOperator,
@@ -258,6 +260,7 @@ def add_sync_cycle(
         pool=ends.pool,
         retries=0,
         session=session,
+        deferrable=deferrable,
     )
     stop = GlusterGeoRepStopOperator(
         task_id="stop_georep",

@@ -76,6 +76,8 @@ def test_failback_dag_runs_the_sync_cycle_back_and_the_failover_steps_forward():
         str(check.session) == "gvslave -> 127.0.0.1::gvmaster" and check.pool == "ovirt_dr_georep__gvmaster"
     )
     assert dag.get_task("final__data_gluster.cleanup_replica").ssh_conn_id == "gluster_primary"
+    wait = dag.get_task("final__data_gluster.wait_for_checkpoint")
+    assert not wait.deferrable and wait.mode == "poke"  # Airflow 3.3's deferral race (see the factory)
     assert dag.get_task("import_domains").direction == "failback"
     assert dag.get_task("import_domains").plan_task_id == "plan_import"
     assert dag.params["dry_run"] is True
