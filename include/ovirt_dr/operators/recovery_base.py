@@ -8,6 +8,7 @@ are read with ``xcom_pull`` by task id, the form's values from ``context["params
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -181,6 +182,77 @@ def push_outcomes(context: Context, outcomes: list[dict[str, Any]], what: str) -
     if bad:
         raise RecoveryError(f"{len(bad)} {what}: " + "; ".join(f"{o['name']}: {o['detail']}" for o in bad))
     return outcomes
+
+
+# -- the report step: what every recovery DAG's last task does ------------------------------------------
+def step_states(context: Context, dag_id: str, own_task_id: str) -> tuple[dict[str, str], list[str]]:
+    """The run's other tasks and their states, and (sorted) those that did not succeed or skip."""
+    run_id = context["run_id"]
+    states = context["ti"].get_task_states(dag_id=dag_id, run_ids=[run_id]).get(run_id, {})
+    steps = {k: v for k, v in sorted(states.items()) if k != own_task_id}
+    return steps, sorted(k for k, v in steps.items() if v not in ("success", "skipped"))
+
+
+def first_bad_step(steps: dict[str, str], *task_ids: str) -> str:
+    """Why a step's outcome is missing: the first of ``task_ids`` (or its mapped instances) not done."""
+    for t in task_ids:
+        state = next((v for k, v in steps.items() if k == t or k.startswith(f"{t}_")), None)
+        if state not in ("success", "skipped"):
+            return f"step {t} {state or 'did not run'}"
+    return "its step did not run"
+
+
+def failure_reasons(
+    failures: Sequence[dict[str, Any]], bad_steps: Sequence[str], blockers: Sequence[str], *, dry_run: bool
+) -> list[str]:
+    """The report's reasons to fail the run: failed VMs/templates (the first ten), failed steps, and in a
+    dry run what would block a real run."""
+    reasons = []
+    if failures:
+        reasons.append(
+            f"{len(failures)} VM(s)/template(s) failed: "
+            + "; ".join(f"{f['name']}: {f['reason']}" for f in failures[:10])
+        )
+    if bad_steps:
+        reasons.append(f"step(s) not successful: {', '.join(bad_steps)}")
+    if dry_run and blockers:
+        reasons.append("a real run now would be blocked: " + "; ".join(blockers))
+    return reasons
+
+
+def post_report_event(
+    hook: Any, *, base: int, dag_id: str, run_id: str, text: str, failed: bool, log: Any
+) -> None:
+    """The report as an event on an engine: ``alert`` when failed; custom id ``base`` + a hash of the run
+    (the engine never merges two runs' events). Never raises: the engine may be why the run failed."""
+    crc = zlib.crc32(f"{dag_id}/{run_id}".encode()) & 0xFFFF
+    text = text[:900]
+    try:
+        event = hook.add_event(
+            description=text, severity="alert" if failed else "normal", custom_id=base + 2 * crc + int(failed)
+        )
+        log.info("Posted event %s on the target engine: %s", event.id, text)
+    except Exception:
+        # still report, still fail with the real reason
+        log.exception("Could not post the event on the target engine")
+
+
+def mail_report(
+    smtp_conn_id: str | None, to: Sequence[str], *, subject: str, html_body: str, log: Any
+) -> None:
+    """Mail the report (values only: the body is built with ``html.escape``, nothing is a template).
+    Without recipients or an SMTP connection nothing is sent; a failed send is logged, never raised."""
+    if not to or not smtp_conn_id:
+        log.info("No alert_emails configured: no mail")
+        return
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    try:
+        with SmtpHook(smtp_conn_id=smtp_conn_id) as smtp:
+            smtp.send_email_smtp(to=list(to), subject=subject, html_content=html_body)
+        log.info("Mailed the report to %s", ", ".join(to))
+    except Exception:
+        log.exception("Could not mail the report to %s", list(to))
 
 
 def window(calls: Sequence[tuple[str, Callable[[], Any]]], limit: int) -> dict[str, tuple[bool, Any]]:
