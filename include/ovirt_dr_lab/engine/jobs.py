@@ -87,6 +87,12 @@ class JobsMixin(EngineState):
                 step["end_time"] = now
             self.save()
 
+    def job_event(
+        self, job: dict[str, Any], text: str, code: int, vm_id: str | None = None, sd_id: str | None = None
+    ) -> dict[str, Any]:
+        """An event of a job's operation (initiated, completed), carrying the job's correlation id."""
+        return self.add_event(text, code=code, vm_id=vm_id, sd_id=sd_id, correlation_id=job["correlation_id"])
+
     def finish_job(
         self,
         job: dict[str, Any] | None,
@@ -109,8 +115,10 @@ class JobsMixin(EngineState):
             self.end_job(job, error is None)
         if error is None:
             text, code = done
-            correlation_id = job["correlation_id"] if job is not None else None
-            self.add_event(text, code=code, vm_id=vm_id, sd_id=sd_id, correlation_id=correlation_id)
+            if job is not None:
+                self.job_event(job, text, code, vm_id=vm_id, sd_id=sd_id)
+            else:
+                self.add_event(text, code=code, vm_id=vm_id, sd_id=sd_id)
             return
         if failed is None:
             raise ValueError(f"job {job['id'] if job else '?'} failed ({error}) and has no failure event")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ovirt_dr_lab.engine.common import MIB, conflict, not_found, now_iso
@@ -32,6 +33,32 @@ def _mapped_name(mappings: list[Any], name: str) -> tuple[str | None, bool]:
         if m.from_ is not None and m.from_.name == name:
             target, mapped = (m.to.name if m.to is not None else None), True
     return target, mapped
+
+
+def _mapped_entities(
+    what: str,
+    kind: str,
+    names: list[str],
+    mappings: list[Any],
+    find: Callable[[str | None], dict[str, Any] | None],
+    where: str,
+    warnings: list[str],
+) -> list[dict[str, Any]]:
+    """The entities here that ``names`` (from the OVF) map to: a mapped target that does not exist faults
+    409 (the entity stays unregistered); an unmapped name that does not exist is dropped with a warning."""
+    out = []
+    for name in names:
+        target, mapped = _mapped_name(mappings, name)
+        found = find(target)
+        if found is None and mapped:
+            raise conflict(
+                f"Cannot import {what}. {kind.capitalize()} {target} (mapped from {name}) does not exist{where}."
+            )
+        if found is None:
+            warnings.append(f"{kind} {name} does not exist")
+        else:
+            out.append(found)
+    return out
 
 
 class RegistrationMixin(JobsMixin):
@@ -94,38 +121,32 @@ class RegistrationMixin(JobsMixin):
                     raise conflict(
                         f"Cannot import {what}. Cluster {ent.get('cluster')} does not exist; give a cluster or a cluster mapping."
                     )
-            # affinity groups / labels
-            groups = []
-            for gname in ent.get("affinity_groups", []):
-                target, mapped = _mapped_name(mapping("affinity_group_mappings"), gname)
-                found = next(
+            # affinity groups (of the VM's cluster) / labels
+            groups = _mapped_entities(
+                what,
+                "affinity group",
+                ent.get("affinity_groups", []),
+                mapping("affinity_group_mappings"),
+                lambda name: next(
                     (
                         g
                         for g in self.s["affinity_groups"].values()
-                        if g["name"] == target and g["cluster_id"] == cluster["id"]
+                        if g["name"] == name and g["cluster_id"] == cluster["id"]
                     ),
                     None,
-                )
-                if found is None and mapped:
-                    raise conflict(
-                        f"Cannot import {what}. Affinity group {target} (mapped from {gname}) does not exist in cluster {cluster['name']}."
-                    )
-                if found is None:
-                    warnings.append(f"affinity group {gname} does not exist")
-                else:
-                    groups.append(found)
-            labels = []
-            for lname in ent.get("affinity_labels", []):
-                target, mapped = _mapped_name(mapping("affinity_label_mappings"), lname)
-                found = self.find_by_name("affinity_labels", target or "")
-                if found is None and mapped:
-                    raise conflict(
-                        f"Cannot import {what}. Affinity label {target} (mapped from {lname}) does not exist."
-                    )
-                if found is None:
-                    warnings.append(f"affinity label {lname} does not exist")
-                else:
-                    labels.append(found)
+                ),
+                f" in cluster {cluster['name']}",
+                warnings,
+            )
+            labels = _mapped_entities(
+                what,
+                "affinity label",
+                ent.get("affinity_labels", []),
+                mapping("affinity_label_mappings"),
+                lambda name: self.find_by_name("affinity_labels", name or ""),
+                "",
+                warnings,
+            )
             domain_map: dict[str, str] = {}
             for m in mapping("domain_mappings"):
                 to = m.to.name if m.to is not None else None

@@ -91,11 +91,11 @@ class SnapshotsMixin(JobsMixin):
             job = self.new_job(f"Creating VM Snapshot {description} for VM {vm['name']}", correlation_id)
             snap["job_id"] = job["id"]
             self.save()
-        self.add_event(
+        self.job_event(
+            job,
             f"Snapshot '{description}' creation for VM '{vm['name']}' was initiated by admin@internal-authz.",
-            code=45,
+            45,
             vm_id=vm_id,
-            correlation_id=job["correlation_id"],
         )
         self.sched.call_later(self.latency.get("snapshot", 0.3), lambda: self._do_snapshot(snap["id"]))
         return snap
@@ -178,11 +178,11 @@ class SnapshotsMixin(JobsMixin):
             snap["removing"] = True
             job = self.new_job(f"Removing Snapshot {snap['description']} of VM {vm['name']}", correlation_id)
             self.save()
-        self.add_event(
+        self.job_event(
+            job,
             f"Snapshot '{snap['description']}' deletion for VM '{vm['name']}' was initiated by admin@internal-authz.",
-            code=342,
+            342,
             vm_id=vm_id,
-            correlation_id=job["correlation_id"],
         )
         self.sched.call_later(self.latency.get("merge", 0.5), lambda: self._do_merge(snap_id, job))
         return job
