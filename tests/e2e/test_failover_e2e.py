@@ -20,192 +20,43 @@ read-only again) and checks it: every file of the replica hashes as before the f
 
 from __future__ import annotations
 
-import email
-import email.policy
 import hashlib
-import json
 import os
 import signal
-import subprocess
-import tempfile
 import time
-import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+
+from ovirt_dr_lab.recovery_e2e import (
+    SHARD,
+    brick_shards,
+    comparable,
+    e2e_config,
+    gluster_state,
+    guest_view,
+    mails,
+    replica_tree,
+    restore_lab,
+    slave_brick,
+    stop_runs,
+    task_pid,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.lab]
 
-REPO = Path(__file__).resolve().parents[2]
 SYNC = "dr_sync__data_gluster__lab_dr"
 FAILOVER = "dr_failover"
 POOL = "ovirt_dr_georep__gvmaster"
 PORT = 28092
-MIB = 1 << 20
-SHARD = 64 * MIB  # the lab volumes' features.shard-block-size
-CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
-SESSION = ["gvmaster", "127.0.0.1::gvslave"]
 #: what the secondary's VMs must carry after registration (the lab mapping file, dags/disaster_recovery_vars.yml)
 CLUSTER, GROUP, LABEL, ROLE = "Recovery", "db_app_dr", "tier1_dr", "DrOperatorRecovery"
 
 
-def e2e_config(path: Path) -> Path:
-    doc = {
-        "sites": {
-            "primary": {"ovirt_conn_id": "ovirt_primary"},
-            "secondary": {"ovirt_conn_id": "ovirt_secondary"},
-        },
-        "recovery": {
-            "mapping_file": str(REPO / "dags" / "disaster_recovery_vars.yml"),
-            "primary_site": "primary",
-            "secondary_site": "secondary",
-            "start_tiers": [["vm02"], ["vm03", "vm04"]],
-            "register_shards": 2,
-            "register_concurrency": 2,
-            "lease_wait": "5s",
-            "probe_timeout": "3s",
-            "retry_delay": "2s",
-            "poll_interval": "1s",
-            "tier_timeout": "2m",
-            "import_timeout": "3m",
-            "retries": 2,
-            "alert_emails": ["dr-admins@example.com"],
-            "smtp_conn_id": "smtp_lab",
-        },
-        "pairs": [
-            {
-                "storage_domain": "data_gluster",
-                "target": "lab_dr",
-                "site": "primary",
-                "master_volume": "gvmaster",
-                "gluster_ssh_conn_id": "gluster_primary",
-                "slave_host": "127.0.0.1",
-                "slave_volume": "gvslave",
-                "slave_ssh_conn_id": "gluster_secondary",
-                "schedule": None,
-                "rpo": "4h",
-                "checkpoint_timeout": "10m",
-                "poll_interval": "3s",
-                "alert_emails": ["dr-admins@example.com"],
-                "smtp_conn_id": "smtp_lab",
-            }
-        ],
-    }
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
-
-
 # -- helpers ------------------------------------------------------------------------------------------------
-def gluster(*args: str) -> str:
-    proc = subprocess.run(
-        ["gluster", "--mode=script", *args], capture_output=True, text=True, env=CLEAN_ENV, timeout=120
-    )
-    assert proc.returncode == 0, f"gluster {' '.join(args)}: {proc.stdout}{proc.stderr}"
-    return proc.stdout
-
-
-def gluster_state() -> dict[str, Any]:
-    """The slave's read-only option and each geo-rep worker's status (what a failover may change)."""
-    info = ET.fromstring(gluster("volume", "info", "gvslave", "--xml"))
-    options = {o.findtext("name"): o.findtext("value") for o in info.iter("option")}
-    status = ET.fromstring(gluster("volume", "geo-replication", *SESSION, "status", "--xml"))
-    workers = sorted(
-        (w.findtext("primary_brick") or w.findtext("master_brick") or "", w.findtext("status") or "")
-        for w in status.iter("pair")
-    )
-    return {"read_only": options.get("features.read-only"), "workers": workers}
-
-
-def slave_brick() -> Path:
-    info = ET.fromstring(gluster("volume", "info", "gvslave", "--xml"))
-    (brick,) = [b.text.split(":", 1)[1] for b in info.iter("brick") if b.text]
-    return Path(brick)
-
-
-def replica_tree(sd_id: str) -> dict[str, str]:
-    """Every file of the replica domain, as the slave brick stores it: size and first-shard bytes.
-
-    Read on the brick, not through the mount: reading a sharded file through FUSE up to a shard boundary
-    makes the shard translator look up (and, on a writable volume, create) the next shard, and reading an
-    unwritten shard of the read-only slave fails with EROFS. The later shards are ``brick_shards``.
-    """
-    root = slave_brick() / sd_id
-    out = {}
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            try:  # the file's size as Gluster keeps it (the brick file holds the first shard only)
-                size = int.from_bytes(os.getxattr(path, "trusted.glusterfs.shard.file-size")[:8], "big")
-            except OSError:
-                size = path.stat().st_size
-            out[str(path.relative_to(root))] = f"{size}:{hashlib.sha256(path.read_bytes()).hexdigest()}"
-    return out
-
-
-def brick_shards() -> dict[str, str]:
-    """The slave brick's ``.shard`` files (shards 2.. of every sharded file), hashed."""
-    return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted((slave_brick() / ".shard").glob("*"))
-        if p.is_file()
-    }
-
-
-def guest_view(path: Path) -> bytes:
-    """The disk as a guest sees it through the chain below ``path`` (qemu-img convert to raw, local tmp)."""
-    with tempfile.TemporaryDirectory(prefix="ovirt-dr-e2e-") as tmp:
-        out = Path(tmp) / "disk.raw"
-        subprocess.run(
-            ["qemu-img", "convert", "-U", "-O", "raw", str(path), str(out)], check=True, capture_output=True
-        )
-        return out.read_bytes()
-
-
-def comparable(state: dict[str, Any]) -> dict[str, Any]:
-    """An engine's state minus what a read legitimately changes.
-
-    Every SDK session logs in, and the engine records each login as an event (code 30, "User ... logged
-    in"), which also advances ``next_event_id``. A real engine's audit log does the same for any reader. So
-    login events are dropped and the event counter is replaced by the number of other events. Nothing else
-    is excluded: request counters and SSO tokens are not part of the state at all.
-    """
-    s = json.loads(json.dumps(state))
-    s["events"] = [e for e in s.get("events", []) if e.get("code") != 30]
-    s["next_event_id"] = None
-    return s
-
-
-def task_pid(ti_id: str) -> int | None:
-    """The task process of a task instance: Airflow 3.3 titles it ``airflow worker -- <ti id>``."""
-    needle = f"airflow worker -- {ti_id}".encode()
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if needle in (proc / "cmdline").read_bytes():
-                return int(proc.name)
-        except OSError:
-            continue
-    return None
-
-
-def wait_for(predicate, timeout: float, what: str, step: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-def mails(lab_env) -> list[email.message.Message]:
-    return [
-        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
-        for p in sorted(Path(lab_env["LAB_MAILDIR"]).glob("*.eml"))
-    ]
-
-
 # -- fixtures -----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def lab_env() -> dict[str, str]:
@@ -258,103 +109,10 @@ def world(lab_env, labs, airflow):
     assert secondary.system_service().vms_service().list() == []
     state: dict[str, Any] = {"saved": {}}
     yield state
-    stop_failover_runs(airflow)
+    stop_runs(airflow, FAILOVER)
     errors = restore_lab(lab_env, secondary, state)
     secondary.close()
     assert not errors, errors
-
-
-def stop_failover_runs(airflow) -> None:
-    """A test that failed half-way may leave a failover running: stop it before undoing what it did."""
-    airflow.pause(FAILOVER)
-    for run in airflow.runs(FAILOVER):
-        if run["state"] in ("queued", "running"):
-            airflow.api("PATCH", f"/dags/{FAILOVER}/dagRuns/{run['dag_run_id']}", {"state": "failed"})
-            wait_for(
-                lambda r=run: (
-                    not any(
-                        t["state"] in ("running", "queued", "scheduled", "up_for_retry")
-                        for t in airflow.task_instances(FAILOVER, r["dag_run_id"])
-                    )
-                ),
-                120,
-                "the failover's tasks to stop",
-            )
-
-
-def restore_lab(lab_env, conn, state: dict[str, Any]) -> list[str]:
-    """Stop the VMs, deactivate/detach/remove (no format) the domain, restore the replica, read-only on."""
-    import ovirtsdk4
-
-    errors: list[str] = []
-    system = conn.system_service()
-
-    def step(what: str, fn) -> None:
-        try:
-            fn()
-        except Exception as e:  # keep undoing the rest
-            errors.append(f"{what}: {e}")
-
-    vms = system.vms_service()
-    for vm in vms.list():
-        if vm.status.value != "down":
-            step(f"stop {vm.name}", vms.vm_service(vm.id).stop)
-    step(
-        "VMs down",
-        lambda: wait_for(lambda: all(v.status.value == "down" for v in vms.list()), 120, "VMs down"),
-    )
-    sds = system.storage_domains_service()
-    for sd in sds.list():
-        for dc_ref in sd.data_centers or []:
-            attached = system.data_centers_service().data_center_service(dc_ref.id).storage_domains_service()
-            one = attached.storage_domain_service(sd.id)
-            if one.get().status.value != "maintenance":
-                step(f"deactivate {sd.name}", one.deactivate)
-                step(
-                    f"{sd.name} in maintenance",
-                    lambda one=one: wait_for(
-                        lambda: one.get().status.value == "maintenance", 120, "maintenance"
-                    ),
-                )
-            step(f"detach {sd.name}", one.remove)
-        step(
-            f"remove {sd.name} (no format)",
-            lambda sd=sd: sds.storage_domain_service(sd.id).remove(host="host2"),
-        )
-    try:
-        left = sds.list()
-    except ovirtsdk4.Error as e:
-        left = [f"cannot list: {e}"]
-    if left:
-        errors.append(f"domains left on the secondary: {left}")
-    # the secondary engine rewrote the OVF_STORE when the domain went to maintenance: put the bytes back
-    slave = Path(lab_env["LAB_SLAVE_MOUNT"])
-    if state.get("replica_before") and gluster_state()["read_only"] == "off":
-        domain = slave / state["sd_id"]
-        now = replica_tree(state["sd_id"])
-        for rel, (data, whole) in state["saved"].items():
-            if now.get(rel) != state["replica_before"][rel]:
-                with open(domain / rel, "r+b") as f:  # through the mount, in place: the file keeps its GFID
-                    f.write(data)
-                    if whole:  # a .meta: the whole file; a volume keeps its (sharded) size
-                        f.truncate(len(data))
-                    f.flush()
-                    os.fsync(f.fileno())
-    step("read-only on", lambda: gluster("volume", "set", "gvslave", "features.read-only", "on"))
-    if state.get("replica_before"):
-        after = replica_tree(state["sd_id"])
-        changed = sorted(
-            k
-            for k in set(after) | set(state["replica_before"])
-            if after.get(k) != state["replica_before"].get(k)
-        )
-        if changed:
-            errors.append(f"replica files differ from before the failover: {changed}")
-        if brick_shards() != state["shards_before"]:
-            errors.append("shard files of the slave brick changed")
-    if gluster_state()["read_only"] != "on":
-        errors.append("slave not read-only again")
-    return errors
 
 
 # -- the tests ----------------------------------------------------------------------------------------------
