@@ -53,6 +53,7 @@ FAILBACK = "dr_failback"
 POOL = "ovirt_dr_georep__gvmaster"
 PORT = 28094
 SD = "data_gluster"
+GEOREP_DIR = Path("/var/lib/glusterd/geo-replication")
 #: fast emulated operations: the test measures the product's own time, not the emulator's sleeps
 LATENCY = {
     "snapshot": 0.1,
@@ -152,6 +153,9 @@ def world(lab_env, labs, airflow):  # type: ignore[no-untyped-def]
         "primary": site_picture(primary),
         "gluster": gluster_state(),
         "options": {v: volume_options(v) for v in ("gvmaster", "gvslave")},
+        "georep_files": sorted(
+            p.name for p in GEOREP_DIR.iterdir() if not p.name.startswith("gvslave_gvmaster_")
+        ),
     }
     assert before["gluster"]["read_only"] == "on" and before["gluster"]["reverse_session"] is None
     assert before["primary"]["domains"][SD]["states"] == ["active in Default"]
@@ -172,6 +176,12 @@ def world(lab_env, labs, airflow):  # type: ignore[no-untyped-def]
     # Gluster keeps what geo-replication's create set on a volume that was a master once (the product resets
     # the changelog; the protected geo-replication.* options need force): put the lab's options back
     state["options_reset"] = put_options_back(before["options"])
+    # gluster's delete keeps the reverse session's key copy (<master>_<slave>_common_secret.pem.pub) in the
+    # geo-replication dir; down removes it, and so does the test: the lab as it found it
+    from ovirt_dr_lab.labparts.gluster import delete_reverse_session
+
+    delete_reverse_session()
+    georep_files = sorted(p.name for p in GEOREP_DIR.iterdir())
     after = site_picture(primary)
     secondary_after = site_picture(secondary)
     primary.close()
@@ -180,6 +190,7 @@ def world(lab_env, labs, airflow):  # type: ignore[no-untyped-def]
     print(f"volume options put back by the test: {state['options_reset']}")
     assert not errors, errors
     assert after == before["primary"], "the primary is not as the test found it"
+    assert georep_files == before["georep_files"]
     assert not secondary_after["domains"] and not secondary_after["vms"] and not secondary_after["disks"]
     g = gluster_state()
     assert (g["read_only"], g["master_read_only"], g["reverse_session"]) == (

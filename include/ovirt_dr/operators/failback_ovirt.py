@@ -152,12 +152,20 @@ class OvirtFailbackValidateOperator(_FailbackMixin, RecoveryOperator):
                 f"{len(problems)} problem(s) in the recovery config or mapping file: " + "; ".join(problems)
             )
         self.recovery = rec
+        chosen, _ = selected(rec, params)
+        wanted = {link.storage.dr_secondary_name for link, _ in chosen}
+        have = {sd.name for sd in self.secondary_hook.system.storage_domains_service().list()} & wanted
+        source = self.secondary_hook
+        if not have:
+            # a failback triggered again after it cleaned the secondary: nothing is left to check there
+            source = None
+            self.log.warning(
+                "The secondary engine no longer has %s (an earlier failback cleaned it after its final "
+                "cycle): only the primary side is checked",
+                ", ".join(sorted(n for n in wanted if n)),
+            )
         report = validate_mapping(
-            rec,
-            "failback",
-            source=self.secondary_hook,
-            target=self.target_hook,
-            domains=list(params.domains) or None,
+            rec, "failback", source=source, target=self.target_hook, domains=list(params.domains) or None
         ).as_dict()
         for w in report.get("warnings", []):
             self.log.warning("Mapping: %s", w)
