@@ -14,7 +14,7 @@ from ovirt_dr.gluster import GeoRepSession, SessionNotFound
 from ovirt_dr.gluster.checkpoint import Checkpoint, CheckpointWait
 from ovirt_dr.hooks.gluster import GlusterGeoRepHook
 from ovirt_dr.hooks.ssh_pinning import HostKeyNotPinned
-from ovirt_dr.triggers.gluster import MAX_ERRORS_IN_ROW, GeoRepCheckpointTrigger
+from ovirt_dr.triggers.gluster import MAX_ERRORS_IN_ROW, MIN_EVENT_DELAY_S, GeoRepCheckpointTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -102,6 +102,7 @@ class GlusterGeoRepCheckpointSensor(BaseSensorOperator):
                 timeout_at=time.time() + self.checkpoint_timeout.total_seconds(),
                 faulty_grace_s=self.faulty_grace.total_seconds(),
                 poll_interval_s=self.poll_interval.total_seconds(),
+                min_event_delay_s=MIN_EVENT_DELAY_S,
             ),
             method_name="execute_complete",
             timeout=self.checkpoint_timeout + timedelta(minutes=5),

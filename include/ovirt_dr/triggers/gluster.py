@@ -24,6 +24,11 @@ from ovirt_dr.hooks.ssh_pinning import HostKeyNotPinned
 
 #: Status reads that may fail in a row (an SSH blip, a busy glusterd) before the wait gives up.
 MAX_ERRORS_IN_ROW = 5
+#: The soonest the sensor lets its trigger send the event, in seconds after the trigger started. Airflow 3.3
+#: marks a deferred task FAILED when the trigger fires before the scheduler processed the worker's report of
+#: the deferral itself (its "success" then arrives for a task already queued to resume: apache/airflow
+#: #67287, #72716); seen in the lab when a checkpoint completed within ~5 s of the deferral.
+MIN_EVENT_DELAY_S = 15.0
 
 
 class GeoRepCheckpointTrigger(BaseTrigger):
@@ -35,6 +40,8 @@ class GeoRepCheckpointTrigger(BaseTrigger):
     :param timeout_at: epoch seconds after which the wait fails.
     :param faulty_grace_s: how long the session may stay Faulty before the wait fails.
     :param poll_interval_s: seconds between polls.
+    :param min_event_delay_s: never send the event sooner than this after the trigger started (the sensor
+        passes ``MIN_EVENT_DELAY_S``; 0 sends it at once).
     """
 
     def __init__(
@@ -46,6 +53,7 @@ class GeoRepCheckpointTrigger(BaseTrigger):
         timeout_at: float,
         faulty_grace_s: float,
         poll_interval_s: float,
+        min_event_delay_s: float = 0.0,
     ) -> None:
         super().__init__()
         self.ssh_conn_id = ssh_conn_id
@@ -54,6 +62,7 @@ class GeoRepCheckpointTrigger(BaseTrigger):
         self.timeout_at = timeout_at
         self.faulty_grace_s = faulty_grace_s
         self.poll_interval_s = poll_interval_s
+        self.min_event_delay_s = min_event_delay_s
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -65,6 +74,7 @@ class GeoRepCheckpointTrigger(BaseTrigger):
                 "timeout_at": self.timeout_at,
                 "faulty_grace_s": self.faulty_grace_s,
                 "poll_interval_s": self.poll_interval_s,
+                "min_event_delay_s": self.min_event_delay_s,
             },
         )
 
@@ -73,11 +83,15 @@ class GeoRepCheckpointTrigger(BaseTrigger):
         return GlusterGeoRepHook(ssh_conn_id=self.ssh_conn_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        started = time.monotonic()
         hook = self.make_hook()
         try:
             payload = await self._wait(hook)
         finally:
             await hook.async_close()
+        early = self.min_event_delay_s - (time.monotonic() - started)
+        if early > 0:  # see MIN_EVENT_DELAY_S
+            await asyncio.sleep(early)
         yield TriggerEvent(payload)
 
     async def _wait(self, hook: GlusterGeoRepHook) -> dict[str, Any]:
