@@ -9,8 +9,9 @@
    disk the engine still listed removed).
 4. ``dr_failback``: its dry run changes nothing on either engine or on Gluster; the real run creates the
    reverse session, runs a reverse cycle with the VMs running and the final one with them shut down,
-   cleans the secondary, imports and starts on the primary, deletes the reverse session, re-establishes
-   primary -> secondary replication and unpauses the pair's sync DAG. Afterwards every disk on the primary
+   cleans the secondary (its removal step SIGKILLed half-way and retried by Airflow), imports and starts
+   on the primary, deletes the reverse session, re-establishes primary -> secondary replication and
+   unpauses the pair's sync DAG; triggered again, it converges. Afterwards every disk on the primary
    holds, bit for bit, what the writer wrote on the secondary; the VMs are up with the primary's cluster,
    profiles, affinity group and label and role; the secondary is empty; the slave is read-only.
 5. A following sync cycle of the pair succeeds: replication runs again.
@@ -22,6 +23,8 @@ at the start); if it fails half-way the teardown undoes what is left (``ovirt_dr
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,7 @@ from ovirt_dr_lab.recovery_e2e import (
     restore_primary,
     site_picture,
     stop_runs,
+    task_pid,
     volume_options,
     wait_for,
 )
@@ -214,6 +218,35 @@ def run_dag(
     return run_id, final, states
 
 
+def _secondary_state(lab_env: dict[str, str]) -> bool:
+    """The secondary's domain half-way out: deactivation asked, not yet detached."""
+    conn = _connect(lab_env, "SECONDARY")
+    try:
+        return any(
+            s.startswith(("preparing_for_maintenance", "maintenance"))
+            for d in site_picture(conn)["domains"].values()
+            for s in d["states"]
+        )
+    finally:
+        conn.close()
+
+
+def kill_when(airflow: Any, run_id: str, task_id: str, ready: Any, timeout: float = 900) -> bool:
+    """SIGKILL the task process of ``task_id`` of the run once it runs and ``ready()`` holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for ti in airflow.task_instances(FAILBACK, run_id):
+            if ti["task_id"] == task_id and ti["state"] == "running" and ti["try_number"] == 1:
+                pid = task_pid(ti["id"])
+                if pid and ready():
+                    os.kill(pid, signal.SIGKILL)
+                    return True
+        if airflow.api("GET", f"/dags/{FAILBACK}/dagRuns/{run_id}")["state"] in ("success", "failed"):
+            return False
+        time.sleep(0.3)
+    return False
+
+
 def dry_state(labs: Any) -> tuple[Any, ...]:
     return comparable(labs[0].state()), comparable(labs[1].state()), gluster_state()
 
@@ -324,9 +357,21 @@ def test_failback_dry_run_changes_nothing(airflow, labs, world):  # type: ignore
 
 def test_failback_brings_every_write_home(airflow, labs, lab_env, world):  # type: ignore[no-untyped-def]
     plab, slab = labs
-    run_id, final, states = run_dag(airflow, FAILBACK, {"dry_run": False}, 1200, world, "failback")
+    # a slow deactivation on the secondary, so that its removal step can be killed half-way (SIGKILL of the
+    # task process, as a worker dies) and Airflow's retry continues from where the domain is
+    slab.set_latency({"deactivate": 3.0})
+    t0 = time.monotonic()
+    run_id = airflow.trigger(FAILBACK, {"dry_run": False})
+    killed = kill_when(airflow, run_id, "remove_secondary_domains", lambda: _secondary_state(lab_env))
+    final = airflow.wait_run(FAILBACK, run_id, 1200)
+    world["timings"]["failback"] = time.monotonic() - t0
+    slab.set_latency({"deactivate": LATENCY["deactivate"]})
     slab.stop_writer()
+    tis = airflow.task_instances(FAILBACK, run_id)
+    states = {t["task_id"] + ("" if t["map_index"] < 0 else f"[{t['map_index']}]"): t["state"] for t in tis}
     assert final["state"] == "success", states
+    tries = {t["task_id"]: t["try_number"] for t in tis if t["map_index"] < 0}
+    assert killed and tries["remove_secondary_domains"] >= 2, tries
     writes = sorted((w for w in slab.writes() if w["seq"] > world["seq0"]), key=lambda w: w["seq"])
     assert {w["disk_id"] for w in writes} == set(world["disks"]), "the writer did not write every disk"
     world["writes"] = len(writes)
