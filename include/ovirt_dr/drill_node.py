@@ -139,6 +139,12 @@ def read_prefix(path, n):
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     with os.fdopen(fd, "rb") as f:
         return f.read(n)
+def load_spec(arg):
+    # the spec: JSON in argv, or "@<path>" of a file the operator wrote (a large spec)
+    if arg.startswith("@"):
+        with open(arg[1:], "rb") as f:
+            return json.loads(f.read().decode("utf-8"))
+    return json.loads(arg)
 def read_marker(dst):
     try:
         return json.loads(read_small(os.path.join(dst, MARKER), MAX_META).decode("utf-8"))
@@ -150,7 +156,7 @@ MAKE_COPY = (
     _COMMON
     + r"""
 QEMU_FMT = {"COW": "qcow2", "RAW": "raw"}
-spec = json.loads(sys.argv[1])
+spec = load_spec(sys.argv[1])
 root = spec["root"]
 sd = need_uuid(spec["sd_id"], "replica domain id")
 cp = need_uuid(spec["copy_id"], "copy domain id")
@@ -440,7 +446,7 @@ VERIFY = (
     _COMMON
     + r"""
 QEMU_FMT = {"COW": "qcow2", "RAW": "raw"}
-spec = json.loads(sys.argv[1])
+spec = load_spec(sys.argv[1])
 root = spec["root"]
 sd = need_uuid(spec["sd_id"], "replica domain id")
 cp = need_uuid(spec["copy_id"], "copy domain id")
@@ -500,7 +506,7 @@ sys.stdout.write(json.dumps(out))
 REMOVE_COPY = (
     _COMMON
     + r"""
-spec = json.loads(sys.argv[1])
+spec = load_spec(sys.argv[1])
 root = spec["root"]
 sd = need_uuid(spec["sd_id"], "replica domain id")
 cp = need_uuid(spec["copy_id"], "copy domain id")

@@ -171,6 +171,10 @@ def teardown(sconn: ovirtsdk4.Connection, copy_id: str) -> None:
     wait_for(lambda: one.get().status == t.StorageDomainStatus.MAINTENANCE, what="maintenance")
     one.remove()
     system.storage_domains_service().storage_domain_service(copy_id).remove(host="host2")
+    # what the engine still lists for the gone copy (the template's disk): dropped, as the drill does
+    for disk in system.disks_service().list():
+        if copy_id in {s.id for s in disk.storage_domains or []}:
+            system.disks_service().disk_service(disk.id).remove()
 
 
 def test_the_copy_is_imported_started_and_removed_without_touching_the_replica(
@@ -245,6 +249,8 @@ def test_the_copy_is_imported_started_and_removed_without_touching_the_replica(
         secondary.engine.guest_write(vm01.id, disk.disk.id, 0, 65536, 0x5A)
         assert overlay.stat().st_size > size_before, "the guest's write did not land in the overlay"
         teardown(sconn, copy_id)
+        assert sconn.system_service().disks_service().list() == [], "a disk of the copy was left behind"
+        assert sconn.system_service().templates_service().list() == []
     assert tree(replica) == before, "the replica changed"
     gone = node(
         REMOVE_COPY, {"root": str(lab_dirs["slave"]), "sd_id": SD_ID, "copy_id": copy_id, "dry_run": False}
