@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import html
 import time
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -31,7 +30,16 @@ from ovirt_dr.cleanup import (
     orphans,
     select_storages,
 )
-from ovirt_dr.operators.recovery_base import RecoveryError, RecoveryOperator, fault_text, window
+from ovirt_dr.operators.recovery_base import (
+    RecoveryError,
+    RecoveryOperator,
+    failure_reasons,
+    fault_text,
+    mail_report,
+    post_report_event,
+    step_states,
+    window,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -641,9 +649,7 @@ class OvirtCleanupReportOperator(SiteCleanupOperator):
         ti = context["ti"]
         run_id = context["run_id"]
         params = CleanupParams.from_context(context)
-        states = ti.get_task_states(dag_id=self.dag_id, run_ids=[run_id]).get(run_id, {})
-        steps = {k: v for k, v in sorted(states.items()) if k != self.task_id}
-        bad = sorted(k for k, v in steps.items() if v not in ("success", "skipped"))
+        steps, bad = step_states(context, self.dag_id, self.task_id)
         plan = ti.xcom_pull(task_ids=self.plan_task_id)
         results = {
             t: ti.xcom_pull(task_ids=t)
@@ -673,38 +679,27 @@ class OvirtCleanupReportOperator(SiteCleanupOperator):
         report["failed"] = failed
         self.log.info("%s\n%s", summary, report["plan"] or "")
         if not params.dry_run:
-            crc = zlib.crc32(f"{self.dag_id}/{run_id}".encode()) & 0xFFFF
-            try:
-                self.site_hook.add_event(
-                    description=summary[:900],
-                    severity="alert" if failed else "normal",
-                    custom_id=CLEANUP_EVENT_BASE + 2 * crc + int(failed),
-                )
-            except Exception:
-                self.log.exception("Could not post the event on the %s engine", self.side)
-        self._mail(report, failed)
+            post_report_event(
+                self.site_hook,
+                base=CLEANUP_EVENT_BASE,
+                dag_id=self.dag_id,
+                run_id=run_id,
+                text=summary,
+                failed=failed,
+                log=self.log,
+            )
+        mail_report(
+            self.smtp_conn_id,
+            self.alert_emails,
+            subject=f"[ovirt-dr] {'FAILED' if failed else 'OK'}: {summary[:150]}",
+            html_body=f"<p>{html.escape(summary)}</p><pre>{html.escape(report.get('plan') or '')}</pre>",
+            log=self.log,
+        )
         if failed:
             ti.xcom_push(key="report", value=report)
-            why = []
-            if bad:
-                why.append(f"step(s) not successful: {', '.join(bad)}")
-            if params.dry_run and blockers:
-                why.append("a real run now would be refused: " + "; ".join(blockers))
+            why = failure_reasons([], bad, blockers, dry_run=params.dry_run)
             raise AirflowFailException(f"{summary}. " + " ".join(why))
         return report
-
-    def _mail(self, report: dict[str, Any], failed: bool) -> None:
-        if not self.alert_emails or not self.smtp_conn_id:
-            return
-        from airflow.providers.smtp.hooks.smtp import SmtpHook
-
-        subject = f"[ovirt-dr] {'FAILED' if failed else 'OK'}: {report['summary'][:150]}"
-        body = f"<p>{html.escape(report['summary'])}</p><pre>{html.escape(report.get('plan') or '')}</pre>"
-        try:
-            with SmtpHook(smtp_conn_id=self.smtp_conn_id) as smtp:
-                smtp.send_email_smtp(to=self.alert_emails, subject=subject, html_content=body)
-        except Exception:
-            self.log.exception("Could not mail the report to %s", self.alert_emails)
 
 
 __all__ = [

@@ -10,7 +10,6 @@ pipeline's own (``ovirt_dr.sync.add_sync_cycle``).
 from __future__ import annotations
 
 import html
-import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -42,7 +41,12 @@ from ovirt_dr.operators.recovery_base import (
     VMS_TASK,
     RecoveryError,
     RecoveryOperator,
+    failure_reasons,
     fault_text,
+    first_bad_step,
+    mail_report,
+    post_report_event,
+    step_states,
 )
 from ovirt_dr.operators.recovery_gluster import read_replica
 from ovirt_dr.recovery_config import Recovery, StorageLink, load_recovery
@@ -436,9 +440,7 @@ class OvirtFailbackReportOperator(RecoveryOperator):
         ti = context["ti"]
         run_id = context["run_id"]
         params = FailbackParams.from_context(context)
-        states = ti.get_task_states(dag_id=self.dag_id, run_ids=[run_id]).get(run_id, {})
-        steps = {k: v for k, v in sorted(states.items()) if k != self.task_id}
-        bad = sorted(k for k, v in steps.items() if v not in ("success", "skipped"))
+        steps, bad = step_states(context, self.dag_id, self.task_id)
         plan = ti.xcom_pull(task_ids=FAILBACK_PLAN_TASK)
         iplan = ti.xcom_pull(task_ids=IMPORT_PLAN_TASK)
         report: dict[str, Any] = {
@@ -470,8 +472,8 @@ class OvirtFailbackReportOperator(RecoveryOperator):
                 reg,
                 started,
                 dry_run=params.dry_run,
-                no_register_reason=self._first_bad(steps, IMPORT_TASK, VMS_TASK),
-                no_start_reason=self._first_bad(steps, IMPORT_TASK, START_TASK),
+                no_register_reason=first_bad_step(steps, IMPORT_TASK, VMS_TASK),
+                no_start_reason=first_bad_step(steps, IMPORT_TASK, START_TASK),
             )
             tpl_by = {o["id"]: o for o in tpl}
             report["templates"] = [
@@ -480,7 +482,7 @@ class OvirtFailbackReportOperator(RecoveryOperator):
                     "status": "failed"
                     if (o := tpl_by.get(t["id"])) is None or o["result"] == "failed"
                     else ("planned" if params.dry_run else "registered"),
-                    "reason": (o or {}).get("detail") or self._first_bad(steps, IMPORT_TASK, TEMPLATES_TASK),
+                    "reason": (o or {}).get("detail") or first_bad_step(steps, IMPORT_TASK, TEMPLATES_TASK),
                 }
                 for t in iplan.get("templates") or []
             ]
@@ -530,55 +532,34 @@ class OvirtFailbackReportOperator(RecoveryOperator):
             "\n".join(f"  VM {v['name']}: {v['status']}: {v['reason']}" for v in vms),
         )
         if not params.dry_run:
-            crc = zlib.crc32(f"{self.dag_id}/{run_id}".encode()) & 0xFFFF
-            try:
-                self.target_hook.add_event(
-                    description=report["summary"][:900],
-                    severity="alert" if failed else "normal",
-                    custom_id=FAILBACK_EVENT_BASE + 2 * crc + int(failed),
-                )
-            except Exception:
-                self.log.exception("Could not post the event on the primary engine")
-        self._mail(report, failed)
+            post_report_event(
+                self.target_hook,
+                base=FAILBACK_EVENT_BASE,
+                dag_id=self.dag_id,
+                run_id=run_id,
+                text=report["summary"],
+                failed=failed,
+                log=self.log,
+            )
+        rows = "".join(
+            f"<tr><td>{html.escape(v['name'])}</td><td>{html.escape(v['status'])}</td>"
+            f"<td>{html.escape(v['reason'] or '')}</td></tr>"
+            for v in vms
+        )
+        mail_report(
+            self.smtp_conn_id,
+            self.alert_emails,
+            subject=f"[ovirt-dr] failback{' DRY RUN' if params.dry_run else ''} "
+            f"{'FAILED' if failed else 'OK'}: {report['summary'][:150]}",
+            html_body=f"<p>{html.escape(report['summary'])}</p><table><tr><th>VM</th><th>status</th>"
+            f"<th>reason</th></tr>{rows}</table><pre>{html.escape(report.get('plan') or '')}</pre>",
+            log=self.log,
+        )
         if failed:
             ti.xcom_push(key="report", value=report)
-            why = []
-            if failures:
-                why.append("; ".join(f"{f['name']}: {f['reason']}" for f in failures[:10]))
-            if bad:
-                why.append(f"step(s) not successful: {', '.join(bad)}")
-            if params.dry_run and report.get("blockers"):
-                why.append("a real run now would be refused: " + "; ".join(report["blockers"]))
+            why = failure_reasons(failures, bad, report.get("blockers") or [], dry_run=params.dry_run)
             raise AirflowFailException(f"{report['summary']}. " + " ".join(why))
         return report
-
-    @staticmethod
-    def _first_bad(steps: dict[str, str], *task_ids: str) -> str:
-        for t in task_ids:
-            state = next((v for k, v in steps.items() if k == t or k.startswith(f"{t}_")), None)
-            if state not in ("success", "skipped"):
-                return f"step {t} {state or 'did not run'}"
-        return "its step did not run"
-
-    def _mail(self, report: dict[str, Any], failed: bool) -> None:
-        if not self.alert_emails or not self.smtp_conn_id:
-            return
-        from airflow.providers.smtp.hooks.smtp import SmtpHook
-
-        subject = f"[ovirt-dr] failback{' DRY RUN' if report['dry_run'] else ''} {'FAILED' if failed else 'OK'}: {report['summary'][:150]}"
-        rows = "".join(
-            f"<tr><td>{html.escape(v['name'])}</td><td>{html.escape(v['status'])}</td><td>{html.escape(v['reason'] or '')}</td></tr>"
-            for v in report.get("vms", [])
-        )
-        body = (
-            f"<p>{html.escape(report['summary'])}</p><table><tr><th>VM</th><th>status</th><th>reason</th></tr>{rows}"
-            f"</table><pre>{html.escape(report.get('plan') or '')}</pre>"
-        )
-        try:
-            with SmtpHook(smtp_conn_id=self.smtp_conn_id) as smtp:
-                smtp.send_email_smtp(to=self.alert_emails, subject=subject, html_content=body)
-        except Exception:
-            self.log.exception("Could not mail the report to %s", self.alert_emails)
 
 
 __all__ = [
