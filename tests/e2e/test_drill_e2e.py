@@ -382,10 +382,13 @@ def drill(airflow, conf: dict[str, Any], timeout: float = 480) -> tuple[str, dic
     t0 = time.monotonic()
     final = airflow.wait_run(DRILL, run_id, timeout)
     seconds = time.monotonic() - t0
-    tis = {
-        t["task_id"] + ("" if t["map_index"] < 0 else f"[{t['map_index']}]"): t["state"]
-        for t in airflow.task_instances(DRILL, run_id)
+    raw = airflow.task_instances(DRILL, run_id)
+    tis = {t["task_id"] + ("" if t["map_index"] < 0 else f"[{t['map_index']}]"): t["state"] for t in raw}
+    took = {
+        t["task_id"] + ("" if t["map_index"] < 0 else f"[{t['map_index']}]"): round(t["duration"] or 0, 1)
+        for t in raw
     }
+    print(f"\ntask durations (s): {took}")
     report = airflow.xcom(DRILL, run_id, "report") or airflow.xcom(DRILL, run_id, "report", key="report")
     print(f"\ndrill {conf} -> {final['state']} in {seconds:.0f}s: {tis}")
     return final["state"], tis, {**(report or {}), "_seconds": seconds, "_run_id": run_id}
