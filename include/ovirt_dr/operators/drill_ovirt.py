@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import html
 import time
-import zlib
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +47,12 @@ from ovirt_dr.operators.recovery_base import (
     FailoverParams,
     RecoveryError,
     RecoveryOperator,
+    failure_reasons,
     fault_text,
+    first_bad_step,
+    mail_report,
+    post_report_event,
+    step_states,
 )
 from ovirt_dr.operators.recovery_gluster import read_replica, split_path
 from ovirt_dr.operators.recovery_ovirt import (
@@ -662,9 +666,7 @@ class OvirtDrillReportOperator(RecoveryOperator):
         ti = context["ti"]
         run_id = context["run_id"]
         params = DrillParams.from_context(context)
-        states = ti.get_task_states(dag_id=self.dag_id, run_ids=[run_id]).get(run_id, {})
-        steps = {k: v for k, v in sorted(states.items()) if k != self.task_id}
-        bad_steps = sorted(k for k, v in steps.items() if v not in ("success", "skipped"))
+        steps, bad_steps = step_states(context, self.dag_id, self.task_id)
         plan = ti.xcom_pull(task_ids=PLAN_TASK)
         cleanup = ti.xcom_pull(task_ids=CLEANUP_TASK) or ti.xcom_pull(task_ids=CLEANUP_TASK, key="cleanup")
         resume = ti.xcom_pull(task_ids=RESUME_TASK)
@@ -700,19 +702,18 @@ class OvirtDrillReportOperator(RecoveryOperator):
         if params.dry_run:
             self.log.info("Dry run: no event posted on the target engine (an event is a change)")
         else:
-            self._event(report, failed)
+            post_report_event(
+                self.target_hook,
+                base=DRILL_EVENT_BASE,
+                dag_id=self.dag_id,
+                run_id=run_id,
+                text=report["summary"],
+                failed=failed,
+                log=self.log,
+            )
         self._mail(report, failed)
         if failed:
-            reasons = []
-            if failures:
-                reasons.append(
-                    f"{len(failures)} VM(s)/template(s) failed: "
-                    + "; ".join(f"{f['name']}: {f['reason']}" for f in failures[:20])
-                )
-            if bad_steps:
-                reasons.append(f"step(s) not successful: {', '.join(bad_steps)}")
-            if params.dry_run and blockers:
-                reasons.append("a real run now would be blocked: " + "; ".join(blockers))
+            reasons = failure_reasons(failures, bad_steps, blockers, dry_run=params.dry_run)
             ti.xcom_push(key="report", value=report)
             raise AirflowFailException(f"{report['summary']}. " + " ".join(reasons))
         return report
@@ -728,11 +729,7 @@ class OvirtDrillReportOperator(RecoveryOperator):
         disks = ti.xcom_pull(task_ids=CHECK_TASK, key="disks") or {}
 
         def first_bad(*task_ids: str) -> str:
-            for t in task_ids:
-                state = next((v for k, v in steps.items() if k == t or k.startswith(f"{t}_")), None)
-                if state not in ("success", "skipped"):
-                    return f"step {t} {state or 'did not run'}"
-            return "its step did not run"
+            return first_bad_step(steps, *task_ids)
 
         vms = vm_outcomes(
             plan,
@@ -796,28 +793,9 @@ class OvirtDrillReportOperator(RecoveryOperator):
             lines.append(report["plan"])
         return "\n".join(lines)
 
-    def _event(self, report: dict[str, Any], failed: bool) -> None:
-        crc = zlib.crc32(f"{self.dag_id}/{report['run_id']}".encode()) & 0xFFFF
-        text = report["summary"][:900]
-        try:
-            event = self.target_hook.add_event(
-                description=text,
-                severity="alert" if failed else "normal",
-                custom_id=DRILL_EVENT_BASE + 2 * crc + int(failed),
-            )
-            self.log.info("Posted event %s on the target engine: %s", event.id, text)
-        except Exception:
-            self.log.exception("Could not post the event on the target engine")
-
     def _mail(self, report: dict[str, Any], failed: bool) -> None:
-        if not self.alert_emails or not self.smtp_conn_id:
-            self.log.info("No alert_emails configured: no mail")
-            return
-        from airflow.providers.smtp.hooks.smtp import SmtpHook
-
         state = "FAILED" if failed else ("planned" if report["dry_run"] else "PASSED")
         kind = "DR drill DRY RUN" if report["dry_run"] else "DR drill"
-        subject = f"[ovirt-dr] {kind} {state}: {report['summary'][:150]}"
         rows = "".join(
             f"<tr><td>{html.escape(v['name'])}</td><td>{html.escape(v['status'])}</td>"
             f"<td>{html.escape(v['reason'] or '')}</td></tr>"
@@ -832,12 +810,13 @@ class OvirtDrillReportOperator(RecoveryOperator):
             f"<p>Sync DAGs: {html.escape(str(report.get('sync')))}</p>"
             f"<pre>{html.escape(report.get('plan') or '')}</pre>"
         )
-        try:
-            with SmtpHook(smtp_conn_id=self.smtp_conn_id) as smtp:
-                smtp.send_email_smtp(to=self.alert_emails, subject=subject, html_content=body)
-            self.log.info("Mailed the report to %s", ", ".join(self.alert_emails))
-        except Exception:
-            self.log.exception("Could not mail the report to %s", self.alert_emails)
+        mail_report(
+            self.smtp_conn_id,
+            self.alert_emails,
+            subject=f"[ovirt-dr] {kind} {state}: {report['summary'][:150]}",
+            html_body=body,
+            log=self.log,
+        )
 
 
 __all__ = [
