@@ -227,7 +227,10 @@ def add_sync_cycle(
         multiple_outputs=True,
     )
     preflight_georep = GlusterGeoRepPreflightOperator(
-        task_id="preflight_georep", ssh_conn_id=ends.master_ssh_conn_id, **gluster
+        task_id="preflight_georep",
+        ssh_conn_id=ends.master_ssh_conn_id,
+        slave_ssh_conn_id=ends.slave_ssh_conn_id,
+        **gluster,
     )
     ovf = OvirtUpdateOvfStoreOperator(
         task_id="update_ovf_store",
@@ -248,7 +251,11 @@ def add_sync_cycle(
         description_label=snapshot_label,
     )
     checkpoint = GlusterGeoRepCheckpointOperator(
-        task_id="checkpoint_and_start", ssh_conn_id=ends.master_ssh_conn_id, pool=ends.pool, **gluster
+        task_id="checkpoint_and_start",
+        ssh_conn_id=ends.master_ssh_conn_id,
+        slave_ssh_conn_id=ends.slave_ssh_conn_id,
+        pool=ends.pool,
+        **gluster,
     )
     wait = GlusterGeoRepCheckpointSensor(
         task_id="wait_for_checkpoint",

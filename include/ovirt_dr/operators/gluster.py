@@ -90,13 +90,64 @@ class _GlusterOperator(HookClosingOperator):
             yield mnt
 
 
-class GlusterGeoRepPreflightOperator(_GlusterOperator):
-    """The geo-replication session exists and is not Faulty (a Faulty session never completes a checkpoint).
+#: the slave volume option geo-replication's ``create push-pem`` sets: ordinary clients cannot write there
+READ_ONLY = "features.read-only"
+
+
+class _ReplicaGuardOperator(_GlusterOperator):
+    """A step that may start geo-replication: it first checks, through the slave node, that the slave
+    volume is still read-only.
+
+    ``create push-pem`` makes the slave read-only; only a recovery (a failover, a drill, an admin) turns that
+    off, so that VMs can run from the replica. Starting the session then would overwrite what they wrote
+    with the primary's blocks: after a forced failover the primary may still run and its sync DAG may still
+    be scheduled. So a slave that is writable stops the cycle before anything is snapshotted or started,
+    and the error says why and how to go on.
+
+    :param slave_ssh_conn_id: SSH connection to a node of the slave cluster.
+    """
+
+    hook_attrs = ("node", "slave")
+
+    def __init__(self, *, slave_ssh_conn_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not slave_ssh_conn_id:
+            raise ValueError("slave_ssh_conn_id is required: the slave's read-only option is checked there")
+        self.slave_ssh_conn_id = slave_ssh_conn_id
+
+    @cached_property
+    def slave(self) -> GlusterGeoRepHook:
+        return GlusterGeoRepHook(ssh_conn_id=self.slave_ssh_conn_id)
+
+    def require_read_only_replica(self) -> None:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        volume = self.session.slave_volume
+        infos = self.slave.volume_info(volume)
+        if len(infos) != 1 or infos[0].name != volume:
+            raise GeoRepError(f"slave volume {volume!r} not found via {self.slave_ssh_conn_id}")
+        value = infos[0].options.get(READ_ONLY, "off")
+        if value != "on":
+            # no retry: only an admin decision makes this safe again
+            raise AirflowFailException(
+                f"slave volume {volume!r} is writable ({READ_ONLY} {value}): the replica was made "
+                "writable (a failover, a DR drill or an admin) and VMs may run from it; starting "
+                f"geo-replication {self.session} now would overwrite what they wrote. After a failover, "
+                "fail back (dr_cleanup_primary, dr_failback). If nothing runs from the replica, run "
+                f"'gluster volume set {volume} {READ_ONLY} on' on the slave cluster and retry."
+            )
+        self.log.info("Slave volume %s is read-only (%s on): the replica is not in use", volume, READ_ONLY)
+
+
+class GlusterGeoRepPreflightOperator(_ReplicaGuardOperator):
+    """The geo-replication session exists and is not Faulty (a Faulty session never completes a checkpoint),
+    and its slave volume is still read-only (no recovery runs from the replica).
 
     Returns the session's workers as seen now, for the log and the report.
     """
 
     def run(self, context: Context) -> dict[str, Any]:
+        self.require_read_only_replica()
         status = self.georep.status(self.session)
         if not status.workers:
             raise GeoRepError(
@@ -113,7 +164,7 @@ class GlusterGeoRepPreflightOperator(_GlusterOperator):
         return {"workers": [{"node": w.primary_node, "status": w.status} for w in status.workers]}
 
 
-class GlusterGeoRepCheckpointOperator(_GlusterOperator):
+class GlusterGeoRepCheckpointOperator(_ReplicaGuardOperator):
     """Set a checkpoint, make a change after it, and start the session.
 
     A checkpoint completes only when something changes after it is set (reference/gluster-lab.md), so the
@@ -129,6 +180,7 @@ class GlusterGeoRepCheckpointOperator(_GlusterOperator):
         self.master_mount_host = master_mount_host
 
     def run(self, context: Context) -> dict[str, Any]:
+        self.require_read_only_replica()  # again: a failover may have begun since the preflight
         checkpoint = self.georep.set_checkpoint(self.session)
         self.log.info("Checkpoint set at %s (epoch %d)", checkpoint.label, checkpoint.epoch)
         with self.mounted(self.node, self.master_mount_host, self.session.master_volume) as mnt:

@@ -40,3 +40,44 @@ def test_slave_is_read_only_but_the_georep_client_mount_writes(slave_hook, tmp_p
     finally:
         assert hook.umount(rw)
     assert subprocess.run(["findmnt", rw], capture_output=True).returncode == 1
+
+
+def test_a_sync_cycle_refuses_to_start_geo_replication_onto_a_writable_replica(monkeypatch):
+    """The sync's geo-rep preflight reads the real slave volume's option through the slave node: read-only
+    (as geo-rep made it) passes; writable (as a failover leaves it) refuses before anything starts."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ovirt_dr.gluster import GeoRepSession
+    from ovirt_dr.operators.gluster import GlusterGeoRepPreflightOperator
+    from ovirt_dr_lab.labenv import load_lab_env
+
+    env = load_lab_env()
+    for name in ("AIRFLOW_CONN_GLUSTER_PRIMARY", "AIRFLOW_CONN_GLUSTER_SECONDARY"):
+        monkeypatch.setenv(name, env[name])
+    session = GeoRepSession("gvmaster", "127.0.0.1", "gvslave")  # as the lab session names it
+
+    def preflight() -> object:
+        op = GlusterGeoRepPreflightOperator(
+            task_id="preflight_georep",
+            ssh_conn_id="gluster_primary",
+            slave_ssh_conn_id="gluster_secondary",
+            session=session,
+        )
+        return op.execute({})
+
+    def read_only(value: str) -> None:
+        subprocess.run(
+            ["gluster", "--mode=script", "volume", "set", "gvslave", "features.read-only", value],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    assert preflight()["workers"]  # the lab's slave is read-only: the cycle may go on
+    read_only("off")
+    try:
+        with pytest.raises(AirflowFailException, match="slave volume 'gvslave' is writable"):
+            preflight()
+    finally:
+        read_only("on")
+    assert preflight()["workers"]

@@ -19,6 +19,7 @@ from ovirt_dr.gluster.checkpoint import Checkpoint
 from ovirt_dr.hooks.node import GlusterNodeHook
 from ovirt_dr.operators.gluster import (
     GlusterGeoRepCheckpointOperator,
+    GlusterGeoRepPreflightOperator,
     GlusterReplicaAuditOperator,
     GlusterReplicaCleanupOperator,
 )
@@ -163,15 +164,64 @@ SNAPS = {
 SESSION = dict(session=GeoRepSession("gvmaster", "127.0.0.1", "gvslave"), mount_root="/run/ovirt-dr/mnt")
 
 
+class FakeSlave:
+    """The slave cluster's node as the guard sees it: ``volume info`` with the volume's options."""
+
+    def __init__(self, options: dict[str, str], name: str = "gvslave") -> None:
+        self.options, self.name, self.calls = options, name, []
+
+    def volume_info(self, volume=None):
+        self.calls.append(("volume_info", volume))
+        return [NS(name=self.name, options=dict(self.options))]
+
+    def close(self):
+        pass
+
+
 def test_checkpoint_sets_touches_then_starts_and_unmounts(tmp_path):
     node = FakeNode({"gvmaster": tmp_path})
-    op = GlusterGeoRepCheckpointOperator(task_id="c", ssh_conn_id="x", **SESSION)
+    op = GlusterGeoRepCheckpointOperator(task_id="c", ssh_conn_id="x", slave_ssh_conn_id="s", **SESSION)
     op.node = op.georep = node
+    op.slave = slave = FakeSlave({"features.read-only": "on"})
     out = op.execute({})
     assert out == {"epoch": 1795272949, "label": "2026-11-21 14:55:49"}
+    assert slave.calls == [("volume_info", "gvslave")]
     kinds = [c[0] for c in node.calls]
     assert kinds.index("checkpoint") < kinds.index("touch") < kinds.index("start")
     assert node.mounts == {}  # nothing left mounted on the node
+
+
+@pytest.mark.parametrize("options", [{"features.read-only": "off"}, {}], ids=["off", "never-set"])
+@pytest.mark.parametrize("cls", [GlusterGeoRepPreflightOperator, GlusterGeoRepCheckpointOperator])
+def test_a_writable_replica_is_never_overwritten_by_geo_replication(tmp_path, cls, options):
+    """After a failover the VMs run from the slave volume (read-only off): a sync cycle of the old primary
+    (still scheduled after a forced failover) must not set a checkpoint or start the session."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    node = FakeNode({"gvmaster": tmp_path})
+    op = cls(task_id="t", ssh_conn_id="x", slave_ssh_conn_id="s", **SESSION)
+    op.node = op.georep = node
+    op.slave = FakeSlave(options)
+    with pytest.raises(AirflowFailException) as e:
+        op.execute({})
+    assert "slave volume 'gvslave' is writable" in str(e.value)
+    assert "gluster volume set gvslave features.read-only on" in str(e.value)
+    assert node.calls == []  # no status read, no checkpoint, no start, nothing mounted
+
+
+def test_the_guard_refuses_a_slave_volume_it_cannot_find(tmp_path):
+    from ovirt_dr.operators.gluster import GeoRepError
+
+    op = GlusterGeoRepPreflightOperator(task_id="t", ssh_conn_id="x", slave_ssh_conn_id="s", **SESSION)
+    op.node = op.georep = FakeNode({})
+    op.slave = FakeSlave({"features.read-only": "on"}, name="other")
+    with pytest.raises(GeoRepError, match="slave volume 'gvslave' not found via s"):
+        op.execute({})
+
+
+def test_steps_that_start_geo_replication_need_the_slave_node():
+    with pytest.raises(ValueError, match="slave_ssh_conn_id is required"):
+        GlusterGeoRepCheckpointOperator(task_id="c", ssh_conn_id="x", slave_ssh_conn_id="", **SESSION)
 
 
 def test_cleanup_deletes_overlays_and_orphans_and_relinks_base(tmp_path):
