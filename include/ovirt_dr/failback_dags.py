@@ -128,7 +128,7 @@ def build_cleanup_primary_dag(config_path: str | Path) -> DAG:
     )
     common = {"config_path": config_path, "side": "primary"}
     with dag:
-        plan = OvirtCleanupPreflightOperator(task_id="preflight", **common)
+        plan = OvirtCleanupPreflightOperator(task_id="preflight", exclusive=True, **common)
         stop = OvirtCleanupStopVmsOperator(task_id="stop_vms", **common)
         ovf = OvirtCleanupOvfStoreOperator(task_id="update_ovf_store", **common)
         remove = OvirtRemoveDomainsOperator(

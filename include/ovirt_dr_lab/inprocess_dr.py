@@ -4,7 +4,7 @@
 written through the real SDK) and a secondary engine whose Gluster mount of the slave volume is that same
 directory, writes an ovirt-dr config and a DR mapping file naming them, and exports the Airflow
 connections as ``AIRFLOW_CONN_*``. :class:`FakeRun` is the little of an Airflow run the operators use
-(``ti.xcom_push/xcom_pull/get_task_states``, ``params``, ``dag_run.start_date``), so a step's operator runs
+(``ti.xcom_push/xcom_pull/get_task_states/get_dr_count``, ``params``, ``dag_run.start_date``), so a step's operator runs
 exactly as the worker would run it, minus Airflow's task start-up.
 
 The plan is built from the domain's files with the product's own functions (``parse_entity_ovf``,
@@ -56,6 +56,10 @@ class FakeTI:
     def get_task_states(self, dag_id: str, run_ids: list[str], **_: Any) -> dict[str, dict[str, str]]:
         return {self.run.run_id: dict(self.run.states)}
 
+    def get_dr_count(self, dag_id: str, states: list[str] | None = None, **_: Any) -> int:
+        """Runs of another DAG in ``states`` (``FakeRun.other_runs``: dag id -> [state, ...])."""
+        return sum(1 for s in self.run.other_runs.get(dag_id, []) if states is None or s in states)
+
 
 @dataclass
 class _DagRun:
@@ -71,6 +75,8 @@ class FakeRun:
     xcoms: dict[tuple[str, str, int], Any] = field(default_factory=dict)
     states: dict[str, str] = field(default_factory=dict)
     start: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: other DAGs' runs by state, for the recovery DAGs' "nothing else runs" check
+    other_runs: dict[str, list[str]] = field(default_factory=dict)
 
     def context(self, task_id: str, map_index: int = -1) -> dict[str, Any]:
         return {

@@ -89,3 +89,56 @@ def test_a_domain_without_sync_pair_and_an_unknown_choice_are_named(tmp_path):
         FakeRun({"dry_run": True, "domains": ["data_gluster", "nope"]}).execute(validate)
     assert "'nope' is not a primary domain" in str(err.value)
     assert "data_gluster: no sync pair replicates it" in str(err.value)
+
+
+def recovery_dags():
+    from ovirt_dr.drill_dag import build_drill_dag
+    from ovirt_dr.failback_dags import build_cleanup_primary_dag, build_failback_dag
+
+    return [
+        b(LAB_CONFIG)
+        for b in (build_failover_dag, build_cleanup_primary_dag, build_failback_dag, build_drill_dag)
+    ]
+
+
+def test_the_exclusive_recovery_dags_are_exactly_the_ones_that_change_things():
+    from ovirt_dr.operators.recovery_base import RECOVERY_DAG_IDS
+
+    assert sorted(d.dag_id for d in recovery_dags()) == sorted(RECOVERY_DAG_IDS)
+    assert all(d.max_active_runs == 1 for d in recovery_dags())
+
+
+@pytest.mark.parametrize("state", ["queued", "running"])
+def test_no_recovery_dag_starts_while_another_one_runs(state):
+    """Each recovery DAG's first task fails, without retry and before it reads a config or an engine,
+    naming the other run; the DAG's own runs (held by max_active_runs=1) and ended runs do not count."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ovirt_dr.operators.recovery_base import RECOVERY_DAG_IDS
+
+    for dag in recovery_dags():
+        first = next(t for t in dag.tasks if not t.upstream_task_ids)
+        for other in RECOVERY_DAG_IDS:
+            if other == dag.dag_id:
+                continue
+            run = FakeRun({"dry_run": True}, other_runs={other: [state, "success", "failed"]})
+            first.config_path = "/nonexistent/ovirt_dr.yaml"  # the check comes before any config read
+            with pytest.raises(AirflowFailException) as err:
+                run.execute(first)
+            assert f"another recovery is in progress: {other} (1 run(s) queued or running)" in str(err.value)
+            assert f"trigger {dag.dag_id} again" in str(err.value)
+
+
+def test_ended_runs_and_own_runs_do_not_block_a_recovery(tmp_path):
+    """With only ended runs of the others and a queued run of its own DAG, the first task goes past the
+    check (and then fails on the config it was pointed at, which proves it got there)."""
+    for dag in recovery_dags():
+        first = next(t for t in dag.tasks if not t.upstream_task_ids)
+        first.config_path = str(tmp_path / "missing.yaml")
+        others = {
+            d: ["success", "failed"] for d in ("dr_failover", "dr_cleanup_primary", "dr_failback", "dr_drill")
+        }
+        others[dag.dag_id] = ["queued"]
+        with pytest.raises(Exception) as err:
+            FakeRun({"dry_run": True}, other_runs=others).execute(first)
+        assert "another recovery" not in str(err.value) and "missing.yaml" in str(err.value)

@@ -207,20 +207,31 @@ class OvirtCleanupPreflightOperator(SiteCleanupOperator):
     is proven complete.
 
     A dry run records the other-side refusal as a blocker instead (the report then fails it). Returns the plan.
+
+    With ``exclusive`` (the first task of ``dr_cleanup_primary``) it first refuses while another recovery
+    DAG runs; the failback's own cleanup of the secondary is inside that failback's run.
     """
 
     def __init__(
-        self, *, check_other_side: bool = True, audited_by: dict[str, str] | None = None, **kwargs: Any
+        self,
+        *,
+        check_other_side: bool = True,
+        audited_by: dict[str, str] | None = None,
+        exclusive: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.check_other_side = check_other_side
         self.audited_by = dict(audited_by or {}) if audited_by is not None else None
+        self.exclusive = exclusive
 
     def run(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
         from ovirt_dr.validation import same_server
 
+        if self.exclusive:
+            self.refuse_concurrent_recovery(context)
         params = CleanupParams.from_context(context)
         rec = self.recovery
         assert rec.mapping is not None

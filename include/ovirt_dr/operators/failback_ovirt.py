@@ -143,6 +143,7 @@ class OvirtFailbackValidateOperator(_FailbackMixin, RecoveryOperator):
 
         from ovirt_dr.validation import validate_mapping
 
+        self.refuse_concurrent_recovery(context)
         params = FailbackParams.from_context(context)
         rec = load_recovery(self.config_path)
         problems = list(rec.problems)

@@ -33,6 +33,9 @@ START_TASK = "start_vms"
 REPORT_TASK = "report"
 #: XCom key under which registration / start tasks push their per-entity outcomes (also when failing).
 OUTCOMES_KEY = "outcomes"
+#: The DAGs that change engines and Gluster: at most one of them runs at a time (each also has
+#: ``max_active_runs=1``). ``dr_mapping`` is not here: it only reads engines and writes its own file.
+RECOVERY_DAG_IDS = ("dr_failover", "dr_cleanup_primary", "dr_failback", "dr_drill")
 
 
 class RecoveryError(RuntimeError):
@@ -148,6 +151,32 @@ class RecoveryOperator(HookClosingOperator):
     def node(self, conn_id: str) -> GlusterNodeHook:
         """The node access of ``conn_id`` (on the SSH client of ``self.gluster.get(conn_id)``)."""
         return self.gluster.get(conn_id).node
+
+    def refuse_concurrent_recovery(self, context: Context) -> None:
+        """Fail (without retry) while another recovery DAG has a run queued or running.
+
+        A failover and a drill would import the same replica twice, a failback would reverse the session a
+        failover is using, a cleanup would remove domains a failback is importing. Called by each recovery
+        DAG's first task. Two runs that overlap in any way cannot both pass: the one that checks second
+        sees the other (a run is ``queued`` from the moment it is triggered), or both see each other and
+        both stop. Dry runs count too: their plan would describe a state that is changing under them.
+        """
+        from airflow.sdk.exceptions import AirflowFailException
+
+        ti = context["ti"]
+        busy = {}
+        for dag_id in RECOVERY_DAG_IDS:
+            if dag_id != self.dag_id:
+                count = ti.get_dr_count(dag_id=dag_id, states=["queued", "running"])
+                if count:
+                    busy[dag_id] = count
+        if busy:
+            raise AirflowFailException(
+                "another recovery is in progress: "
+                + ", ".join(f"{dag_id} ({n} run(s) queued or running)" for dag_id, n in sorted(busy.items()))
+                + f"; trigger {self.dag_id} again when it has ended (recovery DAGs never run side by side)"
+            )
+        self.log.info("No other recovery DAG is running (%s)", ", ".join(RECOVERY_DAG_IDS))
 
     def plan(self, context: Context) -> dict[str, Any]:
         plan = context["ti"].xcom_pull(task_ids=self.plan_task_id)

@@ -177,6 +177,7 @@ class OvirtFailoverValidateOperator(_SourceMixin, RecoveryOperator):
     def run(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
+        self.refuse_concurrent_recovery(context)
         params = FailoverParams.from_context(context)
         rec = load_recovery(self.config_path)
         problems = list(rec.problems)
