@@ -298,5 +298,17 @@ class AirflowStandalone:
         )
         content = res.get("content") if isinstance(res, dict) else res
         if isinstance(content, list):
-            return "\n".join(c.get("event", str(c)) if isinstance(c, dict) else str(c) for c in content)
+            return "\n".join(_log_line(c) for c in content)
         return str(content)
+
+
+def _log_line(entry: Any) -> str:
+    """One structured log entry as the UI shows it: the event, then each exception's type and message
+    (a failed task's reason is in ``error_detail``, not in the event)."""
+    if not isinstance(entry, dict):
+        return str(entry)
+    lines = [str(entry.get("event", entry))]
+    for err in entry.get("error_detail") or []:
+        if isinstance(err, dict):
+            lines.append(f"{err.get('exc_type')}: {err.get('exc_value')}")
+    return "\n".join(lines)

@@ -50,6 +50,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.lab]
 
 SYNC = "dr_sync__data_gluster__lab_dr"
 FAILOVER = "dr_failover"
+CLEANUP = "dr_cleanup_primary"
 POOL = "ovirt_dr_georep__gvmaster"
 PORT = 28092
 #: what the secondary's VMs must carry after registration (the lab mapping file, dags/disaster_recovery_vars.yml)
@@ -275,6 +276,10 @@ def test_failover_with_the_primary_down_survives_killed_tasks(airflow, labs, lab
             return 0 < len(done) < len(shard)
 
         killed_reg = kill("register_vms", mid_registration)
+        # while this failover runs no other recovery DAG may start: the cleanup's first task refuses
+        airflow.wait_dag(CLEANUP)
+        airflow.unpause(CLEANUP)
+        blocked = airflow.trigger(CLEANUP, {"dry_run": True})
 
         def mid_start(ti: dict[str, Any]) -> bool:
             states = {v.id: v.status.value for v in system.vms_service().list()}
@@ -284,6 +289,12 @@ def test_failover_with_the_primary_down_survives_killed_tasks(airflow, labs, lab
 
         killed_start = kill("start_vms", mid_start)
         final = airflow.wait_run(FAILOVER, run_id, 600)
+        assert airflow.wait_run(CLEANUP, blocked, 300)["state"] == "failed"
+        cleanup_states = {t["task_id"]: t["state"] for t in airflow.task_instances(CLEANUP, blocked)}
+        assert cleanup_states["preflight"] == "failed", cleanup_states
+        assert cleanup_states["stop_vms"] == "upstream_failed", cleanup_states
+        refusal = airflow.task_log(CLEANUP, blocked, "preflight")
+        assert "another recovery is in progress: dr_failover (1 run(s) queued or running)" in refusal
         tis = airflow.task_instances(FAILOVER, run_id)
         states = {
             t["task_id"] + ("" if t["map_index"] < 0 else f"[{t['map_index']}]"): (
