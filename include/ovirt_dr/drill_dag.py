@@ -11,9 +11,7 @@ from __future__ import annotations
 import textwrap
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-import pendulum
 from airflow.sdk import DAG, Param, TriggerRule
 
 from ovirt_dr.drill import (
@@ -29,7 +27,15 @@ from ovirt_dr.drill import (
     VALIDATE_TASK,
     VMS_TASK,
 )
-from ovirt_dr.recovery_config import RECOVERY_TAGS, Recovery, RecoveryConfig, load_recovery
+from ovirt_dr.recovery_config import Recovery, RecoveryConfig
+from ovirt_dr.recovery_dag import (
+    domains_param,
+    dry_run_param,
+    load_for_dag,
+    problems_md,
+    recovery_dag,
+    recovery_point_assets,
+)
 
 DRILL_DAG_ID = "dr_drill"
 
@@ -77,34 +83,15 @@ def _doc(rec: Recovery, cfg: RecoveryConfig) -> str:
         wait {cfg.drill.sync_dag_timeout}; Airflow API connection `{cfg.drill.airflow_conn_id}`.
         """
     ).replace("{table}", table)
-    if rec.problems:
-        doc += "\n**The recovery config cannot be used now** (the `validate` task fails):\n\n"
-        doc += "\n".join(f"- {p}" for p in rec.problems) + "\n"
-    return doc
+    return doc + problems_md(rec)
 
 
 def _params(names: list[str]) -> dict[str, Param]:
-    items: dict[str, Any] = {"type": "string"}
-    extra: dict[str, Any] = {}
-    if names:
-        items["enum"] = names
-        extra["examples"] = names
     return {
-        "domains": Param(
-            [],
-            type="array",
-            items=items,
-            uniqueItems=True,
-            title="Storage domains",
-            description_md="Primary-side names of the mapped domains to drill; empty = all of them.",
-            **extra,
+        "domains": domains_param(
+            names, "Primary-side names of the mapped domains to drill; empty = all of them."
         ),
-        "dry_run": Param(
-            True,
-            type="boolean",
-            title="Dry run",
-            description_md="Change nothing anywhere; print what a real drill would do. Untick for the drill.",
-        ),
+        "dry_run": dry_run_param("drill"),
     }
 
 
@@ -125,37 +112,20 @@ def build_drill_dag(config_path: str | Path) -> DAG:
         OvirtRegisterTemplatesOperator,
         OvirtRegisterVmsOperator,
     )
-    from ovirt_dr.sync import recovery_point_asset
 
     config_path = str(config_path)
-    rec = load_recovery(config_path)
-    cfg = rec.config or RecoveryConfig(mapping_file="(not configured)")
+    rec, cfg = load_for_dag(config_path)
     names = rec.domain_names("failover") if rec.mapping is not None else []
-    assets = []
-    if rec.ok:
-        seen = set()
-        for link in rec.links("failover"):
-            if link.pair is not None and link.pair.dag_id not in seen:
-                seen.add(link.pair.dag_id)
-                assets.append(recovery_point_asset(link.pair))
+    assets = recovery_point_assets(rec)
     common = {"config_path": config_path}
-    dag = DAG(
+    dag = recovery_dag(
         dag_id=DRILL_DAG_ID,
-        schedule=None,
-        start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
-        catchup=False,
-        max_active_runs=1,  # two drills would import two copies of one replica side by side
-        tags=[*RECOVERY_TAGS, "drill"],
+        tag="drill",
+        rec=rec,
+        cfg=cfg,
         doc_md=_doc(rec, cfg),
-        description="DR drill: the replica proven recoverable, production untouched (manual; dry run by default)"
-        + (f" -- CONFIG BROKEN: {len(rec.problems)} problem(s)" if rec.problems else ""),
+        description="DR drill: the replica proven recoverable, production untouched (manual; dry run by default)",
         params=_params(names),
-        default_args={
-            "owner": cfg.owner,
-            "retries": cfg.retries,
-            "retry_delay": cfg.retry_delay,
-            "retry_exponential_backoff": False,
-        },
     )
     always = TriggerRule.ALL_DONE
     with dag:

@@ -16,55 +16,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pendulum
 from airflow.sdk import DAG, Param, TaskGroup, TriggerRule
 
-from ovirt_dr.recovery_config import RECOVERY_TAGS, Recovery, RecoveryConfig, load_recovery
+from ovirt_dr.recovery_config import Recovery, RecoveryConfig
+from ovirt_dr.recovery_dag import domains_param, dry_run_param, load_for_dag, problems_md, recovery_dag
 
 CLEANUP_DAG_ID = "dr_cleanup_primary"
 FAILBACK_DAG_ID = "dr_failback"
-
-
-def _domains_param(names: list[str], side: str) -> Param:
-    items: dict[str, Any] = {"type": "string"}
-    extra: dict[str, Any] = {}
-    if names:
-        items["enum"] = names
-        extra["examples"] = names
-    return Param(
-        [],
-        type="array",
-        items=items,
-        uniqueItems=True,
-        title="Storage domains",
-        description_md=f"The {side} site's names of the mapped domains; empty = all of them.",
-        **extra,
-    )
-
-
-def _dry_run_param(what: str) -> Param:
-    return Param(
-        True,
-        type="boolean",
-        title="Dry run",
-        description_md=f"Change nothing anywhere; print what a real {what} would do. Untick for the real run.",
-    )
-
-
-def _default_args(cfg: RecoveryConfig) -> dict[str, Any]:
-    return {
-        "owner": cfg.owner,
-        "retries": cfg.retries,
-        "retry_delay": cfg.retry_delay,
-        "retry_exponential_backoff": False,
-    }
-
-
-def _problems_md(rec: Recovery) -> str:
-    if not rec.problems:
-        return ""
-    problems = "\n".join(f"- {p}" for p in rec.problems)
-    return f"\n**The recovery config cannot be used now** (the first task fails):\n\n{problems}\n"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -80,8 +38,7 @@ def build_cleanup_primary_dag(config_path: str | Path) -> DAG:
     )
 
     config_path = str(config_path)
-    rec = load_recovery(config_path)
-    cfg = rec.config or RecoveryConfig(mapping_file="(not configured)")
+    rec, cfg = load_for_dag(config_path)
     names = rec.domain_names("failover") if rec.mapping is not None else []
     doc = textwrap.dedent(
         """\
@@ -103,20 +60,19 @@ def build_cleanup_primary_dag(config_path: str | Path) -> DAG:
 
         Every step is retry-safe: it reads the domain's state first and does only what is left.
         """
-    ) + _problems_md(rec)
-    dag = DAG(
+    ) + problems_md(rec)
+    dag = recovery_dag(
         dag_id=CLEANUP_DAG_ID,
-        schedule=None,
-        start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
-        catchup=False,
-        max_active_runs=1,
-        tags=[*RECOVERY_TAGS, "cleanup"],
+        tag="cleanup",
+        rec=rec,
+        cfg=cfg,
         doc_md=doc,
-        description="Clean the old primary after a failover (manual; dry run by default)"
-        + (f" -- CONFIG BROKEN: {len(rec.problems)} problem(s)" if rec.problems else ""),
+        description="Clean the old primary after a failover (manual; dry run by default)",
         params={
-            "domains": _domains_param(names, "primary"),
-            "dry_run": _dry_run_param("cleanup"),
+            "domains": domains_param(
+                names, "The primary site's names of the mapped domains; empty = all of them."
+            ),
+            "dry_run": dry_run_param("cleanup"),
             "force": Param(
                 False,
                 type="boolean",
@@ -124,7 +80,6 @@ def build_cleanup_primary_dag(config_path: str | Path) -> DAG:
                 description_md="Clean although the secondary does not run the domains (or cannot tell).",
             ),
         },
-        default_args=_default_args(cfg),
     )
     common = {"config_path": config_path, "side": "primary"}
     with dag:
@@ -199,7 +154,7 @@ def _failback_doc(rec: Recovery, cfg: RecoveryConfig, placed: list[tuple[Any, di
         shutdown timeout {fb.shutdown_timeout}; Airflow API connection `{fb.airflow_conn_id}`.
         """
     ).replace("{rows}", rows)
-    return doc + _problems_md(rec)
+    return doc + problems_md(rec)
 
 
 def build_failback_dag(config_path: str | Path) -> DAG:
@@ -241,8 +196,7 @@ def build_failback_dag(config_path: str | Path) -> DAG:
     from ovirt_dr.sync import SyncEndpoints, add_sync_cycle, pool_name
 
     config_path = str(config_path)
-    rec = load_recovery(config_path)
-    cfg = rec.config or RecoveryConfig(mapping_file="(not configured)")
+    rec, cfg = load_for_dag(config_path)
     fb = cfg.failback
     names = rec.domain_names("failback") if rec.mapping is not None else []
     placed: list[tuple[Any, dict[str, Any]]] = []
@@ -257,18 +211,19 @@ def build_failback_dag(config_path: str | Path) -> DAG:
             )
             if ends is not None and not problems:
                 placed.append((link, ends))
-    dag = DAG(
+    dag = recovery_dag(
         dag_id=FAILBACK_DAG_ID,
-        schedule=None,
-        start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
-        catchup=False,
-        max_active_runs=1,  # two failbacks would fight over the same volumes
-        tags=[*RECOVERY_TAGS, "failback"],
+        tag="failback",
+        rec=rec,
+        cfg=cfg,
         doc_md=_failback_doc(rec, cfg, placed),
-        description="Failback to the primary site (manual; dry run by default)"
-        + (f" -- CONFIG BROKEN: {len(rec.problems)} problem(s)" if rec.problems else ""),
-        params={"domains": _domains_param(names, "secondary"), "dry_run": _dry_run_param("failback")},
-        default_args=_default_args(cfg),
+        description="Failback to the primary site (manual; dry run by default)",
+        params={
+            "domains": domains_param(
+                names, "The secondary site's names of the mapped domains; empty = all of them."
+            ),
+            "dry_run": dry_run_param("failback"),
+        },
     )
     common = {"config_path": config_path}
     plan_ref = {"plan_task_id": "preflight"}

@@ -13,9 +13,7 @@ from __future__ import annotations
 import textwrap
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-import pendulum
 from airflow.sdk import DAG, Param, TriggerRule
 
 from ovirt_dr.operators.recovery_base import (
@@ -28,7 +26,15 @@ from ovirt_dr.operators.recovery_base import (
     VMS_TASK,
     WRITABLE_TASK,
 )
-from ovirt_dr.recovery_config import RECOVERY_TAGS, Recovery, RecoveryConfig, load_recovery
+from ovirt_dr.recovery_config import Recovery, RecoveryConfig
+from ovirt_dr.recovery_dag import (
+    domains_param,
+    dry_run_param,
+    load_for_dag,
+    problems_md,
+    recovery_dag,
+    recovery_point_assets,
+)
 
 FAILOVER_DAG_ID = "dr_failover"
 
@@ -43,7 +49,6 @@ def _failover_doc(rec: Recovery, cfg: RecoveryConfig) -> str:
             f"`{s.dr_secondary_address}:{s.dr_secondary_path}` | {via} |"
         )
     table = "\n".join(domains) or "| (none: see the problems below) | | | |"
-    problems = "\n".join(f"- {p}" for p in rec.problems)
     tiers = "; ".join(", ".join(t) for t in cfg.start_tiers) or "none"
     doc = textwrap.dedent(
         """\
@@ -78,33 +83,15 @@ def _failover_doc(rec: Recovery, cfg: RecoveryConfig) -> str:
         requests each; lease wait {cfg.lease_wait}; tier timeout {cfg.tier_timeout}.
         """
     ).replace("{table}", table)
-    if problems:
-        doc += f"\n**The recovery config cannot be used now** (the `validate` task fails):\n\n{problems}\n"
-    return doc
+    return doc + problems_md(rec)
 
 
 def _params(names: list[str]) -> dict[str, Param]:
-    items: dict[str, Any] = {"type": "string"}
-    extra: dict[str, Any] = {}
-    if names:
-        items["enum"] = names
-        extra["examples"] = names
     return {
-        "domains": Param(
-            [],
-            type="array",
-            items=items,
-            uniqueItems=True,
-            title="Storage domains",
-            description_md="Primary-side names of the mapped domains to recover; empty = all of them.",
-            **extra,
+        "domains": domains_param(
+            names, "Primary-side names of the mapped domains to recover; empty = all of them."
         ),
-        "dry_run": Param(
-            True,
-            type="boolean",
-            title="Dry run",
-            description_md="Change nothing anywhere; print what a real run would do. Untick for the real failover.",
-        ),
+        "dry_run": dry_run_param("failover"),
         "force": Param(
             False,
             type="boolean",
@@ -133,37 +120,20 @@ def build_failover_dag(config_path: str | Path) -> DAG:
         OvirtRegisterVmsOperator,
         OvirtStartVmsOperator,
     )
-    from ovirt_dr.sync import recovery_point_asset
 
     config_path = str(config_path)
-    rec = load_recovery(config_path)
-    cfg = rec.config or RecoveryConfig(mapping_file="(not configured)")
+    rec, cfg = load_for_dag(config_path)
     names = rec.domain_names("failover") if rec.mapping is not None else []
-    assets = []
-    if rec.ok:
-        seen = set()
-        for link in rec.links("failover"):
-            if link.pair is not None and link.pair.dag_id not in seen:
-                seen.add(link.pair.dag_id)
-                assets.append(recovery_point_asset(link.pair))
+    assets = recovery_point_assets(rec)
     common = {"config_path": config_path}
-    dag = DAG(
+    dag = recovery_dag(
         dag_id=FAILOVER_DAG_ID,
-        schedule=None,
-        start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
-        catchup=False,
-        max_active_runs=1,  # two failovers at once would fight over the same domains
-        tags=[*RECOVERY_TAGS, "failover"],
+        tag="failover",
+        rec=rec,
+        cfg=cfg,
         doc_md=_failover_doc(rec, cfg),
-        description="Failover to the secondary site (manual; dry run by default)"
-        + (f" -- CONFIG BROKEN: {len(rec.problems)} problem(s)" if rec.problems else ""),
+        description="Failover to the secondary site (manual; dry run by default)",
         params=_params(names),
-        default_args={
-            "owner": cfg.owner,
-            "retries": cfg.retries,
-            "retry_delay": cfg.retry_delay,
-            "retry_exponential_backoff": False,
-        },
     )
     with dag:
         validate = OvirtFailoverValidateOperator(task_id=VALIDATE_TASK, **common)
