@@ -33,6 +33,7 @@ from ovirt_dr.cleanup import (
 from ovirt_dr.operators.recovery_base import (
     RecoveryError,
     RecoveryOperator,
+    ReportOperator,
     failure_reasons,
     fault_text,
     mail_report,
@@ -642,17 +643,10 @@ class OvirtRemoveOrphansOperator(SiteCleanupOperator):
 
 
 # ---------------------------------------------------------------------------------------------------------
-class OvirtCleanupReportOperator(SiteCleanupOperator):
+class OvirtCleanupReportOperator(SiteCleanupOperator, ReportOperator):
     """The cleanup's outcome (always runs): per domain what was done, the VMs powered off, the orphans
     removed, every step that did not succeed; as XCom, an event on the cleaned engine (not in a dry run)
     and a mail. Fails the run if a step failed (or, in a dry run, a real run would be refused now)."""
-
-    def __init__(
-        self, *, alert_emails: list[str] | None = None, smtp_conn_id: str | None = None, **kwargs: Any
-    ) -> None:
-        super().__init__(**kwargs)
-        self.alert_emails = list(alert_emails or [])
-        self.smtp_conn_id = smtp_conn_id
 
     def run(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ovirt_dr.drill import COPY_TASK, DrillParams
 from ovirt_dr.drill_node import MAKE_COPY, REMOVE_COPY, VERIFY
 from ovirt_dr.gluster import GeoRepSession, build_volume_set_cmd
+from ovirt_dr.hooks.gluster import node_access
 from ovirt_dr.operators.recovery_base import RecoveryError, RecoveryOperator, mounted
 from ovirt_dr.operators.recovery_gluster import READ_ONLY, split_path
 from ovirt_dr.replica import show
@@ -88,13 +89,13 @@ def node_program(
     text = json.dumps(spec, sort_keys=True)
     arg = text
     if len(text) > MAX_ARGV_SPEC:
-        hook.write_file(spool, text.encode())
+        node_access(hook).write_file(spool, text.encode())
         arg = f"@{spool}"
     try:
         out = hook.run(["python3", "-c", program, arg], timeout=timeout).stdout
     finally:
         if arg != text:
-            hook.remove_files([spool])
+            node_access(hook).remove_files([spool])
     try:
         return json.loads(out)
     except ValueError:

@@ -34,6 +34,7 @@ from ovirt_dr.drill import (
     vm_outcomes,
 )
 from ovirt_dr.failover import age_seconds, build_plan, flatten, format_age, now_utc, outcome
+from ovirt_dr.hooks.ovirt import status_of
 from ovirt_dr.operators.drill_airflow import AirflowApiMixin, pause_and_wait, sync_states
 from ovirt_dr.operators.drill_gluster import (
     georep_running,
@@ -47,6 +48,7 @@ from ovirt_dr.operators.recovery_base import (
     FailoverParams,
     RecoveryError,
     RecoveryOperator,
+    ReportOperator,
     failure_reasons,
     fault_text,
     first_bad_step,
@@ -59,8 +61,7 @@ from ovirt_dr.operators.recovery_ovirt import (
     OvirtFailoverPreflightOperator,
     OvirtFailoverValidateOperator,
     OvirtStartVmsOperator,
-    _selected,
-    _status,
+    selected_links,
 )
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def _failover_params(params: DrillParams) -> FailoverParams:
 
 
 def _pairs(op: RecoveryOperator, params: DrillParams) -> list[str]:
-    links, _ = _selected(op.recovery, _failover_params(params))
+    links, _ = selected_links(op.recovery, _failover_params(params))
     return sorted({link.pair.dag_id for link in links if link.pair is not None})
 
 
@@ -140,7 +141,7 @@ class OvirtDrillPreflightOperator(AirflowApiMixin, OvirtFailoverPreflightOperato
 
         params = DrillParams.from_context(context)
         rec, cfg = self.recovery, self.cfg
-        links, problems = _selected(rec, _failover_params(params))
+        links, problems = selected_links(rec, _failover_params(params))
         if problems:
             raise AirflowFailException("; ".join(problems))
         validated = context["ti"].xcom_pull(task_ids=VALIDATE_TASK) or {}
@@ -552,7 +553,7 @@ class OvirtDrillCleanupOperator(RecoveryOperator):
         if dry_run:
             return [f"{vm.name}: would power off and remove" for vm in mine]
         for vm in mine:
-            if _status(vm) != "down":
+            if status_of(vm) != "down":
                 try:
                     vms_service.vm_service(vm.id).stop()
                 except Exception as e:  # it may be going down already
@@ -561,7 +562,7 @@ class OvirtDrillCleanupOperator(RecoveryOperator):
         poll = self.cfg.poll_interval.total_seconds()
         pending = {vm.id for vm in mine}
         while pending:
-            states = {v.id: _status(v) for v in vms_service.list() if v.id in pending}
+            states = {v.id: status_of(v) for v in vms_service.list() if v.id in pending}
             pending = {i for i, s in states.items() if s != "down"}
             if not pending:
                 break
@@ -588,7 +589,7 @@ class OvirtDrillCleanupOperator(RecoveryOperator):
         for ref in sd.data_centers or []:
             attached = system.data_centers_service().data_center_service(ref.id).storage_domains_service()
             one = attached.storage_domain_service(cid)
-            status = _status(one.get())
+            status = status_of(one.get())
             if dry_run:
                 steps.append(f"{status}: would deactivate, detach")
                 continue
@@ -596,10 +597,10 @@ class OvirtDrillCleanupOperator(RecoveryOperator):
                 if status == "active":
                     one.deactivate()
                     steps.append("deactivated")
-                while _status(one.get()) != "maintenance":
+                while status_of(one.get()) != "maintenance":
                     if time.monotonic() > deadline:
                         raise RecoveryError(
-                            f"copy {d['name']} not in maintenance (still {_status(one.get())})"
+                            f"copy {d['name']} not in maintenance (still {status_of(one.get())})"
                         )
                     time.sleep(poll)
             try:
@@ -634,7 +635,9 @@ class OvirtDrillCleanupOperator(RecoveryOperator):
 
     def _host(self) -> str:
         up = [
-            h for h in self.target_hook.system.hosts_service().list(search="status=up") if _status(h) == "up"
+            h
+            for h in self.target_hook.system.hosts_service().list(search="status=up")
+            if status_of(h) == "up"
         ]
         if not up:
             raise RecoveryError("no up host on the target to remove the copy with")
@@ -642,7 +645,7 @@ class OvirtDrillCleanupOperator(RecoveryOperator):
 
 
 # ---------------------------------------------------------------------------------------------------------
-class OvirtDrillReportOperator(RecoveryOperator):
+class OvirtDrillReportOperator(ReportOperator):
     """Step 10 (always runs): did the replica prove recoverable, VM by VM?
 
     Per VM: ``passed`` (registered with the mapping, vNICs unplugged, disks as on the replica, up), or
@@ -652,13 +655,6 @@ class OvirtDrillReportOperator(RecoveryOperator):
     values, escaped; nothing is rendered as a template). The run fails if any VM failed or any step did
     not succeed (a dry run: also if a real run would be blocked), naming the VMs.
     """
-
-    def __init__(
-        self, *, alert_emails: list[str] | None = None, smtp_conn_id: str | None = None, **kwargs: Any
-    ) -> None:
-        super().__init__(**kwargs)
-        self.alert_emails = list(alert_emails or [])
-        self.smtp_conn_id = smtp_conn_id
 
     def run(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException

@@ -41,6 +41,7 @@ from ovirt_dr.operators.recovery_base import (
     VMS_TASK,
     RecoveryError,
     RecoveryOperator,
+    ReportOperator,
     failure_reasons,
     fault_text,
     first_bad_step,
@@ -422,18 +423,14 @@ class OvirtFailbackPlanImportOperator(RecoveryOperator):
 
 
 # ---------------------------------------------------------------------------------------------------------
-class OvirtFailbackReportOperator(RecoveryOperator):
+class OvirtFailbackReportOperator(ReportOperator):
     """The last step (always runs): what happened to every VM, how long they were down, the reverse
     cycles' audits and the final recovery point, every step that did not succeed; XCom, an event on the
     primary engine (not in a dry run) and a mail. Fails the run if any VM or step failed (or, in a dry
     run, if a real run would be refused now)."""
 
-    def __init__(
-        self, *, alert_emails: list[str] | None = None, smtp_conn_id: str | None = None, **kwargs: Any
-    ) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(direction="failback", plan_task_id=FAILBACK_PLAN_TASK, **kwargs)
-        self.alert_emails = list(alert_emails or [])
-        self.smtp_conn_id = smtp_conn_id
 
     def run(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException

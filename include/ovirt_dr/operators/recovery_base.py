@@ -188,6 +188,18 @@ class RecoveryOperator(HookClosingOperator):
         self.log.info("%s", "\n".join([title, *(f"  {line}" for line in lines)]) if lines else title)
 
 
+class ReportOperator(RecoveryOperator):
+    """Base of each recovery DAG's last step: who gets its mail (``alert_emails`` through
+    ``smtp_conn_id``; none: no mail). The report itself is each DAG's own."""
+
+    def __init__(
+        self, *, alert_emails: list[str] | None = None, smtp_conn_id: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.alert_emails = list(alert_emails or [])
+        self.smtp_conn_id = smtp_conn_id
+
+
 @contextmanager
 def mounted(
     hook: GlusterGeoRepHook | GlusterNodeHook,

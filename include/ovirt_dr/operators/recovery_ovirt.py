@@ -49,6 +49,7 @@ from ovirt_dr.operators.recovery_base import (
     FailoverParams,
     RecoveryError,
     RecoveryOperator,
+    ReportOperator,
     failure_reasons,
     fault_text,
     first_bad_step,
@@ -143,7 +144,7 @@ class _SourceMixin:
         return OvirtHook(ovirt_conn_id=rec.conn_id("primary"), timeout=timeout)
 
 
-def _selected(rec: Recovery, params: FailoverParams) -> tuple[list[StorageLink], list[str]]:
+def selected_links(rec: Recovery, params: FailoverParams) -> tuple[list[StorageLink], list[str]]:
     """The form's domains (all when empty), master first, and every problem with the choice."""
     names = rec.domain_names("failover")
     problems = [
@@ -182,7 +183,7 @@ class OvirtFailoverValidateOperator(_SourceMixin, RecoveryOperator):
         rec = load_recovery(self.config_path)
         problems = list(rec.problems)
         if rec.ok:
-            _, more = _selected(rec, params)
+            _, more = selected_links(rec, params)
             problems += more
         if problems:
             for p in problems:
@@ -236,7 +237,7 @@ class OvirtFailoverPreflightOperator(_SourceMixin, RecoveryOperator):
 
         params = FailoverParams.from_context(context)
         rec, cfg = self.recovery, self.cfg
-        links, problems = _selected(rec, params)
+        links, problems = selected_links(rec, params)
         if problems:
             raise AirflowFailException("; ".join(problems))
         blockers: list[str] = []
@@ -769,7 +770,7 @@ class OvirtStartVmsOperator(RecoveryOperator):
 
 
 # ---------------------------------------------------------------------------------------------------------
-class OvirtFailoverReportOperator(RecoveryOperator):
+class OvirtFailoverReportOperator(ReportOperator):
     """Step 7 (always runs): what happened, for every VM, and how long it took.
 
     RTO (run start -> last VM up), the recovery point(s) used and their age, each VM's outcome with its
@@ -778,13 +779,6 @@ class OvirtFailoverReportOperator(RecoveryOperator):
     fails if any VM failed or any step failed (or, in a dry run, if a real run would be blocked), so
     Airflow's own failure shows it.
     """
-
-    def __init__(
-        self, *, alert_emails: list[str] | None = None, smtp_conn_id: str | None = None, **kwargs: Any
-    ) -> None:
-        super().__init__(**kwargs)
-        self.alert_emails = list(alert_emails or [])
-        self.smtp_conn_id = smtp_conn_id
 
     def run(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException

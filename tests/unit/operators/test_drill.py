@@ -455,3 +455,40 @@ def test_report_of_a_dry_run_posts_no_event(config, build):
     out = run.execute(with_hooks(build(OvirtDrillReportOperator, config, task_id="report"), target))
     assert {v["status"] for v in out["vms"]} == {"planned"} and events == []
     assert out["summary"].startswith("DRY RUN of the DR drill planned")
+
+
+def test_a_big_spec_goes_through_a_spool_file_on_the_node_access_and_is_removed():
+    """A spec over the argv bound is written to the node (stdin, never argv) and removed afterwards, through
+    the node access itself (not GlusterGeoRepHook's deprecated forwarding)."""
+    import json
+    import warnings
+
+    from ovirt_dr.hooks.gluster import GlusterGeoRepHook
+    from ovirt_dr.hooks.node import CommandResult
+    from ovirt_dr.operators.drill_gluster import MAX_ARGV_SPEC, node_program
+
+    class Node:
+        ssh_conn_id = "slave"
+
+        def __init__(self):
+            self.files, self.argvs = {}, []
+
+        def write_file(self, path, data):
+            self.files[path] = data
+
+        def remove_files(self, paths):
+            for p in paths:
+                self.files.pop(p)
+
+        def run(self, argv, check=False, timeout=None):
+            self.argvs.append(list(argv))
+            return CommandResult(rc=0, stdout=json.dumps({"ok": True}), stderr="")
+
+    node = Node()
+    spec = {"disks": ["x" * 100] * (MAX_ARGV_SPEC // 100 + 1)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        out = node_program(GlusterGeoRepHook(node=node), "print(1)", spec, 60, "/run/ovirt-dr/spool.json")
+    assert out == {"ok": True}
+    assert node.argvs == [["python3", "-c", "print(1)", "@/run/ovirt-dr/spool.json"]]
+    assert node.files == {}  # the spool file is gone
