@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ovirt_dr.failover import PlanError, format_age, merge_outcomes
+from ovirt_dr.form import form_domains, form_flag
 from ovirt_dr.replica import require_uuid
 
 if TYPE_CHECKING:
@@ -79,13 +80,7 @@ class DrillParams:
     @classmethod
     def from_context(cls, context: Context) -> DrillParams:
         params = context.get("params") or {}
-        dry_run = params.get("dry_run", True)
-        if not isinstance(dry_run, bool):
-            raise ValueError(f"param 'dry_run' must be true or false, got {dry_run!r}")
-        domains = params.get("domains") or []
-        if not isinstance(domains, list | tuple) or not all(isinstance(d, str) for d in domains):
-            raise ValueError(f"param 'domains' must be a list of domain names, got {domains!r}")
-        return cls(dry_run=dry_run, domains=tuple(sorted(set(domains))))
+        return cls(dry_run=form_flag(params, "dry_run", True), domains=form_domains(params))
 
 
 # -- the plan -----------------------------------------------------------------------------------------------

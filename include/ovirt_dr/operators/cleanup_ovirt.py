@@ -30,6 +30,7 @@ from ovirt_dr.cleanup import (
     orphans,
     select_storages,
 )
+from ovirt_dr.form import form_domains, form_flag
 from ovirt_dr.operators.recovery_base import (
     RecoveryError,
     RecoveryOperator,
@@ -66,14 +67,10 @@ class CleanupParams:
     @classmethod
     def from_context(cls, context: Context) -> CleanupParams:
         params = context.get("params") or {}
-        for key in ("dry_run", "force"):
-            if key in params and not isinstance(params[key], bool):
-                raise ValueError(f"param {key!r} must be true or false, got {params[key]!r}")
-        domains = params.get("domains") or []
-        if not isinstance(domains, list | tuple) or not all(isinstance(d, str) for d in domains):
-            raise ValueError(f"param 'domains' must be a list of domain names, got {domains!r}")
         return cls(
-            bool(params.get("dry_run", True)), bool(params.get("force", False)), tuple(sorted(set(domains)))
+            dry_run=form_flag(params, "dry_run", True),
+            force=form_flag(params, "force", False),
+            domains=form_domains(params),
         )
 
 

@@ -32,6 +32,7 @@ from ovirt_dr.failover import (
     now_utc,
     rto_seconds,
 )
+from ovirt_dr.form import form_domains, form_flag
 from ovirt_dr.operators.cleanup_ovirt import domain_facts
 from ovirt_dr.operators.recovery_base import (
     IMPORT_TASK,
@@ -78,13 +79,7 @@ class FailbackParams:
     @classmethod
     def from_context(cls, context: Context) -> FailbackParams:
         params = context.get("params") or {}
-        dry_run = params.get("dry_run", True)
-        if not isinstance(dry_run, bool):
-            raise ValueError(f"param 'dry_run' must be true or false, got {dry_run!r}")
-        domains = params.get("domains") or []
-        if not isinstance(domains, list | tuple) or not all(isinstance(d, str) for d in domains):
-            raise ValueError(f"param 'domains' must be a list of domain names, got {domains!r}")
-        return cls(dry_run, tuple(sorted(set(domains))))
+        return cls(dry_run=form_flag(params, "dry_run", True), domains=form_domains(params))
 
 
 def selected(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from ovirt_dr.form import form_domains, form_flag
 from ovirt_dr.hooks.gluster import GlusterGeoRepHook, node_access
 from ovirt_dr.hooks.node import GlusterNodeHook
 from ovirt_dr.operators.base import HookClosingOperator
@@ -54,21 +55,11 @@ class FailoverParams:
     @classmethod
     def from_context(cls, context: Context) -> FailoverParams:
         params = context.get("params") or {}
-
-        def flag(key: str, default: bool) -> bool:
-            value = params.get(key, default)
-            if not isinstance(value, bool):
-                raise ValueError(f"param {key!r} must be true or false, got {value!r}")
-            return value
-
-        domains = params.get("domains") or []
-        if not isinstance(domains, list | tuple) or not all(isinstance(d, str) for d in domains):
-            raise ValueError(f"param 'domains' must be a list of domain names, got {domains!r}")
         return cls(
-            dry_run=flag("dry_run", True),
-            force=flag("force", False),
-            start_vms=flag("start_vms", True),
-            domains=tuple(sorted(set(domains))),
+            dry_run=form_flag(params, "dry_run", True),
+            force=form_flag(params, "force", False),
+            start_vms=form_flag(params, "start_vms", True),
+            domains=form_domains(params),
         )
 
 
