@@ -29,6 +29,7 @@ from ovirt_dr.drill import (
 )
 from ovirt_dr.recovery_config import Recovery, RecoveryConfig
 from ovirt_dr.recovery_dag import (
+    domain_rows,
     domains_param,
     dry_run_param,
     load_for_dag,
@@ -41,15 +42,7 @@ DRILL_DAG_ID = "dr_drill"
 
 
 def _doc(rec: Recovery, cfg: RecoveryConfig) -> str:
-    rows = []
-    for link in rec.links("failover") if rec.mapping is not None else []:
-        s, pair = link.storage, link.pair
-        via = f"sync pair `{pair.dag_id}`" if pair else "**no sync pair replicates it**"
-        rows.append(
-            f"| `{s.dr_primary_name}` | `{s.dr_secondary_name}{cfg.drill.name_suffix}` in "
-            f"`{s.dr_secondary_dc_name}` | `{s.dr_secondary_address}:{s.dr_secondary_path}` | {via} |"
-        )
-    table = "\n".join(rows) or "| (none: see the problems below) | | | |"
+    table = domain_rows(rec, cfg.drill.name_suffix)
     doc = textwrap.dedent(
         """\
         ### DR drill: prove the replica is recoverable, without touching production

@@ -28,6 +28,7 @@ from ovirt_dr.operators.recovery_base import (
 )
 from ovirt_dr.recovery_config import Recovery, RecoveryConfig
 from ovirt_dr.recovery_dag import (
+    domain_rows,
     domains_param,
     dry_run_param,
     load_for_dag,
@@ -40,15 +41,7 @@ FAILOVER_DAG_ID = "dr_failover"
 
 
 def _failover_doc(rec: Recovery, cfg: RecoveryConfig) -> str:
-    domains = []
-    for link in rec.links("failover") if rec.mapping is not None else []:
-        s, pair = link.storage, link.pair
-        via = f"replica of sync pair `{pair.dag_id}`" if pair else "**no sync pair replicates it**"
-        domains.append(
-            f"| `{s.dr_primary_name}` | `{s.dr_secondary_name}` in `{s.dr_secondary_dc_name}` | "
-            f"`{s.dr_secondary_address}:{s.dr_secondary_path}` | {via} |"
-        )
-    table = "\n".join(domains) or "| (none: see the problems below) | | | |"
+    table = domain_rows(rec)
     tiers = "; ".join(", ".join(t) for t in cfg.start_tiers) or "none"
     doc = textwrap.dedent(
         """\

@@ -84,6 +84,20 @@ def problems_md(rec: Recovery) -> str:
     return f"\n**The recovery config cannot be used now** (the first task fails):\n\n{problems}\n"
 
 
+def domain_rows(rec: Recovery, name_suffix: str = "") -> str:
+    """The doc's table body: one row per mapped domain (primary name, secondary name + ``name_suffix`` and
+    data center, replica path, the sync pair that keeps it), or a row pointing at the problems."""
+    rows = []
+    for link in rec.links("failover") if rec.mapping is not None else []:
+        s, pair = link.storage, link.pair
+        via = f"replica of sync pair `{pair.dag_id}`" if pair else "**no sync pair replicates it**"
+        rows.append(
+            f"| `{s.dr_primary_name}` | `{s.dr_secondary_name}{name_suffix}` in `{s.dr_secondary_dc_name}` | "
+            f"`{s.dr_secondary_address}:{s.dr_secondary_path}` | {via} |"
+        )
+    return "\n".join(rows) or "| (none: see the problems below) | | | |"
+
+
 def recovery_point_assets(rec: Recovery) -> list[Any]:
     """The recovery-point asset of each sync pair behind the mapped domains, once each: the preflight's
     inlets, from which it reads each domain's newest recovery point."""
@@ -100,6 +114,7 @@ def recovery_point_assets(rec: Recovery) -> list[Any]:
 
 
 __all__ = [
+    "domain_rows",
     "domains_param",
     "dry_run_param",
     "load_for_dag",
